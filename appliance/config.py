@@ -1,0 +1,554 @@
+"""Configuration: frozen dataclasses from layered TOML and env, with one clear error per problem."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import socket
+import stat
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from appliance.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("/etc/appliance/appliance.toml")
+DEFAULT_DEVICE_FILE = Path("/boot/firmware/appliance.toml")
+ENV_PREFIX = "APPLIANCE_"
+REDACTED = "***"
+
+CameraBackend = Literal["auto", "picamera2", "v4l2", "test", "none"]
+CameraEncoding = Literal["raw", "h264"]
+MicrophoneBackend = Literal["alsa", "test", "none"]
+SpeakerBackend = Literal["alsa", "none"]
+PinFactory = Literal["auto", "lgpio", "mock"]
+
+
+def _secret() -> Any:
+    return field(default=None, metadata={"secret": True})
+
+
+@dataclass(frozen=True)
+class LiveKitConfig:
+    url: str = ""
+    room: str = ""
+    identity: str = ""  # empty means: the hostname
+    name: str = ""  # empty means: the identity
+    token: str | None = _secret()
+    api_key: str | None = None
+    api_secret: str | None = _secret()
+    api_secret_file: Path | None = None
+    token_url: str | None = None
+    device_key_file: Path | None = None
+    token_ttl: float = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    backend: CameraBackend = "auto"
+    device: str = "/dev/video0"
+    width: int = 1280
+    height: int = 720
+    fps: int = 30
+    encoding: CameraEncoding = "raw"
+
+
+@dataclass(frozen=True)
+class MicrophoneConfig:
+    backend: MicrophoneBackend = "alsa"
+    device: str = "default"
+
+
+@dataclass(frozen=True)
+class SpeakerConfig:
+    backend: SpeakerBackend = "alsa"
+    device: str = "default"
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    echo_cancellation: bool = True
+    noise_suppression: bool = True
+    auto_gain_control: bool = True
+    high_pass_filter: bool = True
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    profile: str = "default"
+    pin_factory: PinFactory = "auto"
+    mute_hold: float = 2.0
+    leave_hold: float = 5.0
+    bounce_time: float = 0.05
+
+
+@dataclass(frozen=True)
+class ReconnectConfig:
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    auth_backoff_max: float = 300.0
+    stable_after: float = 60.0
+    media_stall_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class WatchdogConfig:
+    max_time_outside_room: float = 0.0  # 0 = off
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    socket: Path = Path("/run/appliance/control.sock")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    file: Path = DEFAULT_DEVICE_FILE
+
+
+@dataclass(frozen=True)
+class Config:
+    livekit: LiveKitConfig = field(default_factory=LiveKitConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    microphone: MicrophoneConfig = field(default_factory=MicrophoneConfig)
+    speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+
+    def __repr__(self) -> str:
+        return f"Config({redacted_dict(self)!r})"
+
+    @property
+    def token_source(self) -> Literal["static", "local", "endpoint"]:
+        lk = self.livekit
+        if lk.token is not None:
+            return "static"
+        if lk.token_url is not None:
+            return "endpoint"
+        return "local"
+
+
+SECTIONS: dict[str, type[Any]] = {
+    f.name: typing.get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)
+}
+SECRET_KEYS = frozenset(
+    f"{section}.{f.name}"
+    for section, cls in SECTIONS.items()
+    for f in dataclasses.fields(cls)
+    if f.metadata.get("secret")
+)
+# Files whose *contents* are secrets: they must be private to the service user.
+SECRET_FILE_KEYS = ("livekit.api_secret_file", "livekit.device_key_file")
+
+Layer = dict[str, dict[str, Any]]
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(f'"{a}"' for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        parts = [_describe(a) for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(parts)
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        Path: "a file path (string)",
+    }.get(tp, str(tp))
+
+
+def _found(value: Any) -> str:
+    kind = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "table",
+    }.get(type(value), type(value).__name__)
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{kind} {text}"
+
+
+def _coerce(tp: Any, value: Any) -> tuple[bool, Any]:
+    """Check `value` against the annotation `tp`; returns (ok, value as the field type)."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            ok, out = _coerce(arg, value)
+            if ok:
+                return True, out
+        return False, None
+    if origin is Literal:
+        return (isinstance(value, str) and value in typing.get_args(tp)), value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return (isinstance(value, int) and not isinstance(value, bool)), value
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if tp is str:
+        return isinstance(value, str), value
+    if tp is Path:
+        ok = isinstance(value, str) and value != ""
+        return ok, Path(value) if ok else None
+    return False, None
+
+
+def _from_env_text(tp: Any, text: str) -> Any:
+    """Environment values are strings; turn them into what TOML would have given."""
+    base = tp
+    if typing.get_origin(tp) in (types.UnionType, typing.Union):
+        base = next(a for a in typing.get_args(tp) if a is not type(None))
+    if base is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        return text
+    if base in (int, float):
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                return text
+    return text
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def _env_name(dotted: str) -> str:
+    return ENV_PREFIX + dotted.replace(".", "_").upper()
+
+
+def _check_layer(
+    raw: Mapping[str, Any], source: str, *, from_env: bool = False
+) -> tuple[Layer, list[str]]:
+    """Type-check one layer; returns the converted values and the problems found."""
+    out: Layer = {}
+    problems: list[str] = []
+    all_keys = [f"{s}.{f.name}" for s, c in SECTIONS.items() for f in dataclasses.fields(c)]
+    for section, table in raw.items():
+        if section not in SECTIONS:
+            hint = _suggest(section, list(SECTIONS))
+            if not hint:
+                hint = _suggest(f"{section}", all_keys)
+            problems.append(f"{source}: unknown section `[{section}]`{hint}")
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"{source}: `{section}`: expected a table, found {_found(table)}")
+            continue
+        hints = _hints(SECTIONS[section])
+        for key, value in table.items():
+            dotted = f"{section}.{key}"
+            where = f"`{_env_name(dotted)}` (`{dotted}`)" if from_env else f"`{dotted}`"
+            if key not in hints:
+                hint = _suggest(dotted, all_keys)
+                problems.append(f"{source}: unknown key {where}{hint}")
+                continue
+            ok, converted = _coerce(hints[key], value)
+            if not ok:
+                shown = REDACTED if dotted in SECRET_KEYS else _found(value)
+                problems.append(
+                    f"{source}: {where}: expected {_describe(hints[key])}, found {shown}"
+                )
+                continue
+            out.setdefault(section, {})[key] = converted
+    return out, problems
+
+
+def _check_private(path: Path, what: str) -> str | None:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"{what} {path}: cannot read it ({exc.strerror})"
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        return (
+            f"{what} {path} is readable by group or others (mode {stat.filemode(mode)}); "
+            f"it holds a secret: run `chmod 600 {path}`"
+        )
+    return None
+
+
+def parse_layer(path: Path, *, check_permissions: bool = True) -> Layer:
+    """Read and validate one TOML file (config or per-device file) on its own.
+
+    Raises ConfigError listing every problem (unknown keys, wrong types, a secret in a file that
+    group or others can read). Used by the loader and by provisioning before anything is written.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read configuration file ({exc.strerror})"]) from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    layer, problems = _check_layer(raw, str(path))
+    holds_secret = any(k.split(".")[1] in layer.get(k.split(".")[0], {}) for k in SECRET_KEYS)
+    if check_permissions and holds_secret:
+        problem = _check_private(path, "configuration file")
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise ConfigError(problems)
+    return layer
+
+
+def env_layer(env: Mapping[str, str]) -> tuple[Layer, list[str]]:
+    """`APPLIANCE_<SECTION>_<KEY>` variables as a layer (section names have no underscore)."""
+    raw: dict[str, dict[str, Any]] = {}
+    for name, text in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        if section not in SECTIONS or not key:
+            continue  # not ours (APPLIANCE_NETNS and friends)
+        hints = _hints(SECTIONS[section])
+        raw.setdefault(section, {})[key] = (
+            _from_env_text(hints[key], text) if key in hints else text
+        )
+    return _check_layer(raw, "environment", from_env=True)
+
+
+def _merge(layers: list[Layer]) -> Layer:
+    merged: Layer = {}
+    for layer in layers:
+        for section, table in layer.items():
+            merged.setdefault(section, {}).update(table)
+    return merged
+
+
+def _validate(cfg: Config, origin: Mapping[str, str]) -> list[str]:
+    """Checks that span keys or need more than a type: ranges, required keys, token source."""
+    problems: list[str] = []
+
+    def bad(key: str, why: str) -> None:
+        problems.append(f"{origin.get(key, 'defaults')}: `{key}`: {why}")
+
+    lk = cfg.livekit
+    if not lk.url:
+        bad("livekit.url", 'required, found nothing (e.g. url = "wss://example.livekit.cloud")')
+    elif (
+        urlsplit(lk.url).scheme not in ("ws", "wss", "http", "https") or not urlsplit(lk.url).netloc
+    ):
+        bad("livekit.url", f"expected a ws://, wss://, http:// or https:// URL, found {lk.url!r}")
+    if not lk.room:
+        bad("livekit.room", "required, found nothing")
+    sources = []
+    if lk.token is not None:
+        sources.append("`livekit.token`")
+    if lk.api_key is not None or lk.api_secret is not None or lk.api_secret_file is not None:
+        sources.append("`livekit.api_key` + `livekit.api_secret`/`livekit.api_secret_file`")
+    if lk.token_url is not None or lk.device_key_file is not None:
+        sources.append("`livekit.token_url` + `livekit.device_key_file`")
+    if not sources:
+        problems.append(
+            "livekit: no token source: set exactly one of `livekit.token`, "
+            "`livekit.api_key` + `livekit.api_secret` (or `api_secret_file`), "
+            "or `livekit.token_url` + `livekit.device_key_file`"
+        )
+    elif len(sources) > 1:
+        problems.append(
+            "livekit: more than one token source, set exactly one: " + "; ".join(sources)
+        )
+    else:
+        if lk.api_key is not None or lk.api_secret is not None or lk.api_secret_file is not None:
+            if lk.api_key is None:
+                bad("livekit.api_key", "required with `livekit.api_secret`, found nothing")
+            if (lk.api_secret is None) == (lk.api_secret_file is None):
+                bad(
+                    "livekit.api_secret",
+                    "set exactly one of `livekit.api_secret` and `livekit.api_secret_file`",
+                )
+        if lk.token_url is not None or lk.device_key_file is not None:
+            if lk.token_url is None:
+                bad("livekit.token_url", "required with `livekit.device_key_file`")
+            elif urlsplit(lk.token_url).scheme not in ("http", "https"):
+                bad(
+                    "livekit.token_url",
+                    f"expected an http:// or https:// URL, found {lk.token_url!r}",
+                )
+            if lk.device_key_file is None:
+                bad("livekit.device_key_file", "required with `livekit.token_url`")
+    for key in SECRET_FILE_KEYS:
+        path = getattr(lk, key.split(".")[1])
+        if path is not None:
+            problem = _check_private(path, f"`{key}`:")
+            if problem:
+                problems.append(f"{origin.get(key, 'defaults')}: {problem}")
+    if lk.token_ttl < 60:
+        bad("livekit.token_ttl", f"expected at least 60 seconds, found {lk.token_ttl:g}")
+
+    cam = cfg.camera
+    for key, value, low, high in (
+        ("width", cam.width, 16, 7680),
+        ("height", cam.height, 16, 4320),
+        ("fps", cam.fps, 1, 120),
+    ):
+        if not low <= value <= high:
+            bad(f"camera.{key}", f"expected {low}..{high}, found {value}")
+    for key in ("width", "height"):
+        if getattr(cam, key) % 2:
+            bad(f"camera.{key}", f"expected an even number (I420), found {getattr(cam, key)}")
+
+    rc = cfg.reconnect
+    for key in (
+        "backoff_initial",
+        "backoff_max",
+        "auth_backoff_max",
+        "stable_after",
+        "media_stall_timeout",
+    ):
+        if getattr(rc, key) <= 0:
+            bad(
+                f"reconnect.{key}",
+                f"expected a positive number of seconds, found {getattr(rc, key):g}",
+            )
+    if rc.backoff_max < rc.backoff_initial:
+        bad(
+            "reconnect.backoff_max",
+            f"expected at least `reconnect.backoff_initial` "
+            f"({rc.backoff_initial:g}), found {rc.backoff_max:g}",
+        )
+    for key in ("mute_hold", "leave_hold", "bounce_time"):
+        if getattr(cfg.gpio, key) <= 0:
+            bad(
+                f"gpio.{key}",
+                f"expected a positive number of seconds, found {getattr(cfg.gpio, key):g}",
+            )
+    if cfg.watchdog.max_time_outside_room < 0:
+        bad("watchdog.max_time_outside_room", "expected 0 (off) or a positive number of seconds")
+    return problems
+
+
+def _build(merged: Layer) -> Config:
+    sections = {name: cls(**merged.get(name, {})) for name, cls in SECTIONS.items()}
+    lk: LiveKitConfig = sections["livekit"]
+    identity = lk.identity or socket.gethostname()
+    lk = dataclasses.replace(
+        lk,
+        identity=identity,
+        name=lk.name or identity,
+        api_secret_file=_expand(lk.api_secret_file),
+        device_key_file=_expand(lk.device_key_file),
+    )
+    sections["livekit"] = lk
+    return Config(**sections)
+
+
+def _expand(path: Path | None) -> Path | None:
+    """Allow `$CREDENTIALS_DIRECTORY/name` so systemd's LoadCredential= can hand us secrets."""
+    return None if path is None else Path(os.path.expandvars(str(path)))
+
+
+def load(
+    config_file: Path | None = None,
+    device_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Defaults < config file < per-device file < environment; ConfigError lists every problem.
+
+    `config_file` None means the default path, used only if it exists; an explicit path must exist.
+    `device_file` None means `device.file` from the layers before it, used only if it exists.
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    layers: list[tuple[str, Layer]] = []
+    env_values, env_problems = env_layer(env)
+
+    explicit = config_file is not None
+    path = config_file or DEFAULT_CONFIG_FILE
+    if explicit or path.exists():
+        try:
+            layers.append((str(path), parse_layer(path)))
+        except ConfigError as exc:
+            problems += exc.problems
+    if device_file is None:
+        device_file = Path(
+            env_values.get("device", {}).get("file")
+            or _merge([layer for _, layer in layers]).get("device", {}).get("file")
+            or DEFAULT_DEVICE_FILE
+        )
+        use_device = device_file.exists()
+    else:
+        use_device = True
+    if use_device:
+        try:
+            layers.append((str(device_file), parse_layer(device_file)))
+        except ConfigError as exc:
+            problems += exc.problems
+    layers.append(("environment", env_values))
+    problems += env_problems
+    if problems:
+        raise ConfigError(problems)
+
+    origin = {f"{s}.{k}": src for src, layer in layers for s, t in layer.items() for k in t}
+    cfg = _build(_merge([layer for _, layer in layers]))
+    problems = _validate(cfg, origin)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def redacted_dict(cfg: Config) -> dict[str, dict[str, Any]]:
+    """The configuration as plain data with every secret replaced by `***`."""
+    out: dict[str, dict[str, Any]] = {}
+    for section in SECTIONS:
+        table = dataclasses.asdict(getattr(cfg, section))
+        for key, value in table.items():
+            if f"{section}.{key}" in SECRET_KEYS and value is not None:
+                table[key] = REDACTED
+            elif isinstance(value, Path):
+                table[key] = str(value)
+        out[section] = table
+    return out
+
+
+def to_toml(data: Mapping[str, Mapping[str, Any]]) -> str:
+    """Render plain two-level data as TOML (what `appliance check` prints)."""
+    lines: list[str] = []
+    for section, table in data.items():
+        lines.append(f"[{section}]")
+        for key, value in table.items():
+            if value is None:
+                lines.append(f"# {key} is not set")
+            elif isinstance(value, bool):
+                lines.append(f"{key} = {'true' if value else 'false'}")
+            elif isinstance(value, int | float):
+                lines.append(f"{key} = {value!r}")
+            else:
+                escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+                lines.append(f'{key} = "{escaped}"')
+        lines.append("")
+    return "\n".join(lines)
