@@ -1,0 +1,107 @@
+"""`appliance devserver`: run the LiveKit-protocol test double until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from appliance.devserver.auth_defaults import DEV_API_KEY, DEV_API_SECRET
+
+log = logging.getLogger(__name__)
+
+EX_OK = 0
+EX_USAGE = 64
+EX_UNAVAILABLE = 69
+
+
+def _device_key(text: str) -> tuple[str, str]:
+    name, sep, key = text.partition("=")
+    if not sep or not name or not key:
+        raise argparse.ArgumentTypeError(f"expected NAME=KEY, got {text!r}")
+    return name, key
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `devserver` subcommand."""
+    parser = subparsers.add_parser(
+        "devserver",
+        help="run the LiveKit-protocol test double (tests and demos; not a production server)",
+        description=(
+            "Loopback LiveKit-protocol test double with real WebRTC media, for tests and demos. "
+            "Not a production SFU: use LiveKit server or LiveKit Cloud for that."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7880, help="signalling/HTTP port (7880)")
+    parser.add_argument("--api-key", default=DEV_API_KEY, help=f"API key (default {DEV_API_KEY})")
+    parser.add_argument("--api-secret", default=DEV_API_SECRET,
+                        help="API secret (default: the documented development secret)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a non-loopback --host (the control API stays on loopback)")
+    parser.add_argument("--device-key", action="append", type=_device_key, default=[],
+                        metavar="NAME=KEY", help="device key accepted by POST /token (repeatable)")
+    parser.add_argument("--control-port", type=int, default=None,
+                        help="serve the control API on its own loopback port")
+    parser.add_argument("--departure-timeout", type=float, default=20.0,
+                        help="seconds a dropped session is kept for a resume (20)")
+    parser.set_defaults(func=run_devserver)
+
+
+def run_devserver(args: argparse.Namespace) -> int:
+    """Entry point of `appliance devserver`; returns the exit status."""
+    from appliance.devserver.server import is_loopback
+
+    if not is_loopback(args.host) and not args.allow_remote:
+        print(f"appliance devserver: refusing to bind {args.host}: not a loopback address; "
+              "pass --allow-remote if you really mean it", file=sys.stderr)
+        return EX_USAGE
+    try:
+        return asyncio.run(_serve(args))
+    except OSError as exc:
+        print(f"appliance devserver: cannot listen on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)
+        return EX_UNAVAILABLE
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from appliance.devserver.server import DevServer
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = DevServer(args.host, args.port, args.api_key, args.api_secret,
+                       device_keys=dict(args.device_key), allow_remote=args.allow_remote,
+                       control_port=args.control_port, departure_timeout=args.departure_timeout)
+    async with server:
+        _print_banner(server, args)
+        await stop.wait()
+        log.info("devserver stopping")
+    return EX_OK
+
+
+def _print_banner(server: object, args: argparse.Namespace) -> None:
+    from appliance.devserver.server import DevServer
+
+    assert isinstance(server, DevServer)
+    dev_pair = args.api_key == DEV_API_KEY and args.api_secret == DEV_API_SECRET
+    lines = [
+        "appliance devserver: LiveKit-protocol test double (tests and demos, NOT production)",
+        f"  URL:      {server.url}",
+        f"  API key:  {args.api_key}",
+        f"  secret:   {args.api_secret if dev_pair else '(as given)'}"
+        + ("  <- documented development pair" if dev_pair else ""),
+        f"  control:  {server.control_url}  (loopback only; see README)",
+        "  token:    python -c \"from livekit import api; print(api.AccessToken("
+        f"'{args.api_key}', '<secret>').with_identity('kiosk').with_grants("
+        "api.VideoGrants(room_join=True, room='lobby')).to_jwt())\"",
+    ]
+    if server.device_keys:
+        body = '{"identity": "kiosk", "room": "lobby"}'
+        lines.append(f"  device token: curl -H 'Authorization: Bearer <device key>' -d '{body}' "
+                     f"{server.http_url}/token  (devices: {', '.join(sorted(server.device_keys))})")
+    lines.append("  Ctrl-C to stop.")
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,132 @@
+"""Signalling at the protocol level (raw WebSocket client, no media): joins, resumes, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from livekit.protocol import models, rtc
+
+from appliance.devserver.server import DevServer
+
+
+class RawClient:
+    """A bare signalling client: send SignalRequests, read SignalResponses by kind."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send(self, **fields: Any) -> None:
+        await self.ws.send_bytes(rtc.SignalRequest(**fields).SerializeToString())
+
+    async def next(self, kind: str, timeout: float = 5.0) -> Any:  # noqa: ASYNC109
+        """The next response of `kind`, skipping others."""
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = await self.ws.receive()
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    raise ConnectionError(f"socket ended: {msg.type}")
+                response = rtc.SignalResponse.FromString(msg.data)
+                if response.WhichOneof("message") == kind:
+                    return getattr(response, kind)
+
+
+@asynccontextmanager
+async def raw(srv: DevServer, identity: str, query: str = "", *, header: bool = True,
+              path: str = "/rtc") -> AsyncIterator[RawClient]:
+    token = srv.mint_token(identity, "lobby")
+    headers = {"Authorization": f"Bearer {token}"} if header else {}
+    if not header:
+        query = f"{query}&access_token={token}" if query else f"access_token={token}"
+    url = f"{srv.url}{path}" + (f"?{query}" if query else "")
+    async with aiohttp.ClientSession() as session, session.ws_connect(url, headers=headers) as ws:
+        yield RawClient(ws)
+
+
+def v1_query(**join: Any) -> str:
+    data = gzip.compress(rtc.JoinRequest(**join).SerializeToString())
+    wrapped = rtc.WrappedJoinRequest(compression=rtc.WrappedJoinRequest.GZIP, join_request=data)
+    return "join_request=" + base64.urlsafe_b64encode(wrapped.SerializeToString()).decode()
+
+
+async def test_join_response_and_ping(devserver: DevServer) -> None:
+    async with raw(devserver, "a") as a:
+        join = await a.next("join")
+        assert join.participant.identity == "a" and join.participant.sid.startswith("PA_")
+        assert join.room.name == "lobby" and join.ping_interval > 0 and join.ping_timeout > 0
+        assert not join.subscriber_primary and join.server_info.version
+        await a.send(ping_req=rtc.Ping(timestamp=1234))
+        assert (await a.next("pong_resp")).last_ping_timestamp == 1234
+
+
+async def test_access_token_query_and_v1_join_request(devserver: DevServer) -> None:
+    # The JavaScript SDK sends the token as a query parameter and joins on /rtc/v1.
+    async with raw(devserver, "browser", v1_query(), header=False, path="/rtc/v1") as b:
+        assert (await b.next("join")).participant.identity == "browser"
+
+
+async def test_add_track_mute_and_broadcasts(devserver: DevServer) -> None:
+    async with raw(devserver, "a") as a, raw(devserver, "b") as b:
+        await a.next("join")
+        join_b = await b.next("join")
+        assert [p.identity for p in join_b.other_participants] == ["a"]
+        joined = await a.next("update")
+        assert joined.participants[0].identity == "b"
+        await a.send(add_track=rtc.AddTrackRequest(cid="mic-1", name="mic", type=models.AUDIO,
+                                                   source=models.MICROPHONE))
+        published = await a.next("track_published")
+        assert published.cid == "mic-1" and published.track.sid.startswith("TR_")
+        update = await b.next("update")
+        assert [t.sid for t in update.participants[0].tracks] == [published.track.sid]
+        await a.send(mute=rtc.MuteTrackRequest(sid=published.track.sid, muted=True))
+        update = await b.next("update")
+        assert update.participants[0].tracks[0].muted
+        await a.send(leave=rtc.LeaveRequest(reason=models.CLIENT_INITIATED))
+        left = await b.next("update")
+        assert left.participants[0].state == models.ParticipantInfo.DISCONNECTED
+
+
+@pytest.mark.parametrize("v1", [False, True])
+async def test_resume_known_and_unknown_sessions(devserver: DevServer, v1: bool) -> None:
+    path = "/rtc/v1" if v1 else "/rtc"
+    first = v1_query() if v1 else ""
+    async with raw(devserver, "a", first, path=path) as a:
+        sid = (await a.next("join")).participant.sid
+        await devserver.faults.close_sockets("a")
+    resume = v1_query(reconnect=True, participant_sid=sid) if v1 else f"reconnect=1&sid={sid}"
+    async with raw(devserver, "a", resume, path=path) as a:
+        await a.next("reconnect")
+    assert devserver.participant("lobby", "a").resumes == 1
+    unknown = (v1_query(reconnect=True, participant_sid="PA_nope") if v1
+               else "reconnect=1&sid=PA_nope")
+    async with raw(devserver, "a", unknown, path=path) as a:
+        leave = await a.next("leave")
+        assert leave.action == rtc.LeaveRequest.RECONNECT
+
+
+async def test_freezing_one_participant_does_not_stall_the_others(devserver: DevServer) -> None:
+    async with raw(devserver, "a") as a, raw(devserver, "b") as b:
+        await a.next("join")
+        await b.next("join")
+        devserver.faults.freeze(30, "a")
+        await a.send(add_track=rtc.AddTrackRequest(cid="x", type=models.AUDIO))
+        await b.send(add_track=rtc.AddTrackRequest(cid="y", type=models.AUDIO))
+        await b.next("track_published")  # b's handling broadcasts to frozen a: not blocked
+        with pytest.raises(TimeoutError):
+            await a.next("track_published", timeout=0.5)
+        devserver.faults.thaw()
+        assert (await a.next("track_published")).cid == "x"
+
+
+async def test_rejected_connections_get_the_status(devserver: DevServer) -> None:
+    devserver.faults.reject(503, seconds=30)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        async with raw(devserver, "a"):
+            pass
+    assert info.value.status == 503
