@@ -35,6 +35,11 @@ def register(subparsers: Any) -> None:
     )
     _add_config_args(check)
     check.set_defaults(func=cmd_check)
+    run = subparsers.add_parser(
+        "run", help="join the configured room and stay there through any outage (the service)"
+    )
+    _add_config_args(run)
+    run.set_defaults(func=cmd_run)
 
 
 def load_or_report(args: argparse.Namespace) -> Config | None:
@@ -58,3 +63,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(to_toml(redacted_dict(cfg)), end="")
     print(f"# configuration OK (token source: {cfg.token_source})")
     return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Exit 78 on a configuration error; otherwise only on SIGTERM/SIGINT (then 0)."""
+    cfg = load_or_report(args)
+    if cfg is None:
+        return EX_CONFIG
+    import asyncio
+    import faulthandler
+
+    from appliance.session.app import run_session  # livekit is a heavy import: only here
+
+    faulthandler.enable()  # the unit's WatchdogSignal=SIGABRT then leaves a traceback
+
+    return asyncio.run(run_session(cfg))

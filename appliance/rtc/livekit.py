@@ -1,0 +1,293 @@
+"""The one module that touches livekit.rtc.Room: a fresh Room per join, SDK callbacks -> events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from livekit import rtc
+
+from appliance.session.link import JoinFailed, Progress, looks_like_auth
+from appliance.session.model import (
+    ConnectionQualityChanged,
+    Event,
+    LocalTrackMuted,
+    ParticipantJoined,
+    ParticipantLeft,
+    Quality,
+    RoomDisconnected,
+    RoomReconnected,
+    RoomReconnecting,
+    TokenRefreshed,
+    TrackKind,
+    TrackState,
+    TrackStateChanged,
+)
+from appliance.session.tokens import token_expiry
+
+log = logging.getLogger(__name__)
+
+# A leave the server never answers must not hold up a shutdown (systemd gives us 5 s in total).
+DISCONNECT_TIMEOUT = 2.0
+
+QUALITIES = {
+    rtc.ConnectionQuality.QUALITY_EXCELLENT: Quality.EXCELLENT,
+    rtc.ConnectionQuality.QUALITY_GOOD: Quality.GOOD,
+    rtc.ConnectionQuality.QUALITY_POOR: Quality.POOR,
+    rtc.ConnectionQuality.QUALITY_LOST: Quality.LOST,
+}
+SOURCES = {TrackKind.CAMERA: rtc.TrackSource.SOURCE_CAMERA,
+           TrackKind.MICROPHONE: rtc.TrackSource.SOURCE_MICROPHONE}
+STATS_KINDS = {"audio": TrackKind.MICROPHONE, "video": TrackKind.CAMERA}
+
+
+@runtime_checkable
+class RemoteTrackSink(Protocol):
+    """Optional media-layer hooks: the speaker plays what the room sends, the camera says how
+    it is published (codec, layers) and hears our connection quality (degradation ladder)."""
+
+    def remote_track_subscribed(self, identity: str, track: rtc.RemoteTrack) -> None: ...
+
+    def remote_track_unsubscribed(self, identity: str, track: rtc.RemoteTrack) -> None: ...
+
+    def publish_options(self, kind: TrackKind) -> rtc.TrackPublishOptions: ...
+
+    def on_connection_quality(self, quality: Quality) -> None: ...
+
+
+def disconnect_reason_name(reason: int) -> str:
+    try:
+        return str(rtc.DisconnectReason.Name(reason))  # type: ignore[arg-type]
+    except ValueError:
+        return f"REASON_{reason}"
+
+
+def _dispose(owner: Any) -> None:
+    handle = getattr(owner, "_ffi_handle", None)
+    if handle is not None:
+        handle.dispose()
+
+
+def release_handles(room: rtc.Room) -> None:
+    """Drop a finished Room's native handles children first.
+
+    Left to the garbage collector, a cycle may drop the room's handle before its local
+    participant's, and the livekit 1.2.1 FFI then crashes the process (SIGSEGV, reproduced in
+    the 503-for-70-s e2e test). Private attributes, checked against room.py/participant.py 1.2.1;
+    disposing twice is a no-op in FfiHandle.
+    """
+    local = getattr(room, "_local_participant", None)
+    if local is not None:
+        for publication in list(local.track_publications.values()):
+            _dispose(publication)
+        _dispose(local)
+    for remote in list(room.remote_participants.values()):
+        for publication in list(remote.track_publications.values()):
+            _dispose(publication)
+        _dispose(remote)
+    _dispose(room)
+
+
+def _track(kind: TrackKind, state: TrackState, reason: str = "") -> Callable[[float], Event]:
+    return lambda at: TrackStateChanged(at, kind, state, reason)
+
+
+class LiveKitLink:
+    """RoomLink over the real SDK. Events from a room we already dropped are ignored by number."""
+
+    def __init__(self, post: Callable[[Event], None], *,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_token: Callable[[str], None] | None = None,
+                 sink: RemoteTrackSink | None = None,
+                 options: rtc.RoomOptions | None = None) -> None:
+        self._post = post
+        self._clock = clock
+        self._on_token = on_token
+        self._sink = sink
+        self._options = options or rtc.RoomOptions(auto_subscribe=sink is not None)
+        self._room: rtc.Room | None = None
+        self._gen = 0
+        self._published: dict[TrackKind, tuple[Any, str]] = {}  # kind -> (track, publication sid)
+        self.rooms_built = 0
+
+    @property
+    def room(self) -> rtc.Room | None:
+        return self._room
+
+    def _emit(self, gen: int, make: Callable[[float], Event | None]) -> None:
+        if gen != self._gen:
+            return  # a callback from a room we already gave up on
+        event = make(self._clock())
+        if event is not None:
+            self._post(event)
+
+    def _kind_of(self, publication: Any) -> TrackKind | None:
+        for kind, (_, sid) in self._published.items():
+            if sid == getattr(publication, "sid", None):
+                return kind
+        source = getattr(publication, "source", None)
+        for kind, src in SOURCES.items():
+            if src == source:
+                return kind
+        return None
+
+    def _wire(self, room: rtc.Room, gen: int) -> None:
+        def local(participant: Any) -> bool:
+            return isinstance(participant, rtc.LocalParticipant)
+
+        def on_quality(participant: Any, quality: Any) -> None:
+            if local(participant):
+                q = QUALITIES.get(quality, Quality.UNKNOWN)
+                if self._sink is not None and gen == self._gen:
+                    self._sink.on_connection_quality(q)
+                self._emit(gen, lambda at: ConnectionQualityChanged(at, q))
+
+        def on_muted(muted: bool) -> Callable[[Any, Any], None]:
+            def handler(participant: Any, publication: Any) -> None:
+                kind = self._kind_of(publication)
+                if local(participant) and kind is not None:
+                    self._emit(gen, lambda at: LocalTrackMuted(at, kind, muted))
+            return handler
+
+        def on_published(state: TrackState) -> Callable[..., None]:
+            def handler(publication: Any, *_: Any) -> None:
+                kind = self._kind_of(publication)
+                if kind is not None and kind in self._published:
+                    track, _sid = self._published[kind]
+                    self._published[kind] = (track, publication.sid)  # republish: a new sid
+                    self._emit(gen, _track(kind, state, "sdk"))
+            return handler
+
+        def on_token() -> None:
+            token = getattr(room, "_token", None)  # room.py sets it on token_refreshed (1.2.1)
+            if isinstance(token, str) and token:
+                if self._on_token is not None:
+                    self._on_token(token)
+                self._emit(gen, lambda at: TokenRefreshed(at, token_expiry(token)))
+
+        def on_subscribed(track: Any, publication: Any, participant: Any) -> None:
+            if self._sink is not None and gen == self._gen:
+                self._sink.remote_track_subscribed(participant.identity, track)
+
+        def on_unsubscribed(track: Any, publication: Any, participant: Any) -> None:
+            if self._sink is not None and gen == self._gen:
+                self._sink.remote_track_unsubscribed(participant.identity, track)
+
+        room.on("reconnecting", lambda: self._emit(gen, RoomReconnecting))
+        room.on("reconnected", lambda: self._emit(gen, RoomReconnected))
+        room.on("disconnected", lambda reason: self._emit(gen, lambda at: RoomDisconnected(
+            at, disconnect_reason_name(reason),
+            client_initiated=reason == rtc.DisconnectReason.CLIENT_INITIATED)))
+        room.on("participant_connected",
+                lambda p: self._emit(gen, lambda at: ParticipantJoined(at, p.identity)))
+        room.on("participant_disconnected",
+                lambda p: self._emit(gen, lambda at: ParticipantLeft(at, p.identity)))
+        room.on("connection_quality_changed", on_quality)
+        room.on("track_muted", on_muted(True))
+        room.on("track_unmuted", on_muted(False))
+        room.on("local_track_published", on_published(TrackState.PUBLISHED))
+        room.on("local_track_republished", on_published(TrackState.PUBLISHED))
+        room.on("token_refreshed", on_token)
+        room.on("track_subscribed", on_subscribed)
+        room.on("track_unsubscribed", on_unsubscribed)
+
+    async def connect(self, url: str, token: str) -> frozenset[str]:
+        await self.disconnect()  # never two rooms: a leftover one is left first
+        self._gen += 1
+        gen = self._gen
+        room = rtc.Room()
+        self.rooms_built += 1
+        self._wire(room, gen)
+        self._room = room
+        try:
+            await room.connect(url, token, self._options)
+        except rtc.ConnectError as exc:
+            self._room = None
+            self._gen += 1
+            raise JoinFailed(exc.message, auth=looks_like_auth(exc.message)) from None
+        except BaseException:
+            self._room = None
+            self._gen += 1
+            raise
+        return frozenset(p.identity for p in room.remote_participants.values())
+
+    async def disconnect(self) -> None:
+        room, self._room = self._room, None
+        self._gen += 1  # whatever that room says from now on is history
+        self._published.clear()
+        if room is None:
+            return
+        try:
+            await asyncio.wait_for(room.disconnect(), DISCONNECT_TIMEOUT)
+        except TimeoutError:
+            log.warning("leaving the room took over %.0f s; dropping it", DISCONNECT_TIMEOUT)
+            return  # still in use natively: leave its handles to the collector
+        except (rtc.ConnectError, RuntimeError) as exc:
+            log.warning("leaving the room failed: %s", exc)
+        release_handles(room)
+
+    async def publish(self, tracks: Mapping[TrackKind, Any], *, camera: bool) -> None:
+        room = self._room
+        if room is None or not room.isconnected():
+            return
+        participant = room.local_participant
+        for kind, track in tracks.items():
+            if kind is TrackKind.CAMERA and not camera:
+                continue
+            known = self._published.get(kind)
+            if known is not None and known[0] is track and known[1] in (
+                    participant.track_publications):
+                continue  # already on air
+            if known is not None and known[1] in participant.track_publications:
+                await self.unpublish(kind)  # the device was re-acquired: a new track object
+            gen = self._gen
+            self._emit(gen, _track(kind, TrackState.PUBLISHING))
+            options = (self._sink.publish_options(kind) if self._sink is not None
+                       else rtc.TrackPublishOptions(source=SOURCES[kind], simulcast=False))
+            try:
+                publication = await participant.publish_track(track, options)
+            except rtc.participant.PublishTrackError as exc:
+                log.warning("publishing the %s failed: %s", kind.value, exc)
+                self._emit(gen, _track(kind, TrackState.ACQUIRED, f"publish failed: {exc}"))
+                continue
+            if gen != self._gen:
+                continue
+            self._published[kind] = (track, publication.sid)
+            self._emit(gen, _track(kind, TrackState.PUBLISHED))
+
+    async def unpublish(self, kind: TrackKind) -> None:
+        room, known = self._room, self._published.pop(kind, None)
+        if room is None or known is None or not room.isconnected():
+            return
+        try:
+            await room.local_participant.unpublish_track(known[1])
+        except rtc.participant.UnpublishTrackError as exc:
+            log.warning("unpublishing the %s failed: %s", kind.value, exc)
+        self._emit(self._gen, _track(kind, TrackState.ACQUIRED, "unpublished"))
+
+    async def progress(self) -> Mapping[TrackKind, Progress]:
+        room = self._room
+        if room is None or not room.isconnected():
+            return {}
+        stats = await room.get_rtc_stats()
+        sent: dict[TrackKind, int] = {}
+        acked: dict[TrackKind, int] = {}
+        for item in [*stats.publisher_stats, *stats.subscriber_stats]:
+            which = item.WhichOneof("stats")
+            if which == "outbound_rtp":
+                kind = STATS_KINDS.get(item.outbound_rtp.stream.kind)
+                if kind is not None:
+                    sent[kind] = sent.get(kind, 0) + item.outbound_rtp.sent.bytes_sent
+            elif which == "remote_inbound_rtp":
+                ri = item.remote_inbound_rtp
+                kind = STATS_KINDS.get(ri.stream.kind)
+                if kind is not None:
+                    acked[kind] = (acked.get(kind, 0) + ri.received.packets_received
+                                   + ri.remote_inbound.round_trip_time_measurements)
+        return {k: Progress(sent.get(k, 0), acked.get(k, 0)) for k in set(sent) | set(acked)}
+
+    async def aclose(self) -> None:
+        await self.disconnect()

@@ -1,0 +1,381 @@
+"""The imperative shell: one event queue, the pure machine, effect execution, timers, watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+from appliance.config import Config
+from appliance.errors import AuthRejected, ConfigError, DeviceError, TokenError
+from appliance.session import machine
+from appliance.session.backoff import Backoff
+from appliance.session.link import JoinFailed, RoomLink, StallDetector
+from appliance.session.media import MediaLayer
+from appliance.session.model import (
+    CancelRetry,
+    Connect,
+    ConnectFailed,
+    ConnectRequested,
+    Disconnect,
+    Effect,
+    Event,
+    Fault,
+    Intent,
+    LocalTrackMuted,
+    MediaStalled,
+    PublishTracks,
+    RetryScheduled,
+    RetryTimerFired,
+    RoomConnected,
+    RoomDisconnected,
+    RoomState,
+    ScheduleRetry,
+    SetCameraEnabled,
+    SetMicrophoneMuted,
+    Shutdown,
+    State,
+    StopRequested,
+    TickElapsed,
+    TrackKind,
+    status_line,
+)
+from appliance.session.netwatch import NetWatch
+from appliance.systemd import Notifier
+
+log = logging.getLogger(__name__)
+
+# Something that hooks into a running session (buttons, LEDs, control socket): it gets the runner
+# (post events, read state, add_listener) and the exit stack to register its own aclose().
+Plugin = Callable[["Runner", AsyncExitStack], Awaitable[None]]
+
+JOIN_TIMEOUT = 60.0  # the SDK retries connect() 3 times itself; this only bounds a hang
+STOP_DEADLINE = 3.5  # systemd's 5 s budget minus teardown and interpreter shutdown
+TEARDOWN_STEP = 1.0
+STATS_TIMEOUT = 5.0
+
+
+class Runner:
+    """Owns the loop side of a session. `post()` is thread-safe; `state` is always immutable."""
+
+    def __init__(self, cfg: Config, *, link_factory: Callable[[Callable[[Event], None]], RoomLink],
+                 media: MediaLayer, tokens: Any, notifier: Notifier | None = None,
+                 clock: Callable[[], float] = time.monotonic, backoff: Backoff | None = None,
+                 tick: float = 1.0, stats_interval: float = 1.0,
+                 netwatch: NetWatch | bool | None = True,
+                 plugins: Sequence[Plugin] = ()) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.media = media
+        self.tokens = tokens
+        self.notifier = notifier or Notifier({})
+        self.backoff = backoff or Backoff(cfg.reconnect)
+        self.state = State(identity=cfg.livekit.identity, room_name=cfg.livekit.room,
+                           stable_after=cfg.reconnect.stable_after)
+        wd = self.notifier.watchdog_interval
+        self.tick = min(tick, wd / 2) if wd else tick
+        self.stats_interval = stats_interval
+        self.stall = StallDetector(cfg.reconnect.media_stall_timeout)
+        self._link_factory = link_factory
+        self.link: RoomLink | None = None
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._ops: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._retry: asyncio.TimerHandle | None = None
+        self._done = asyncio.Event()
+        self._stop_at: float | None = None
+        self._next_watchdog = 0.0
+        self._escalated = False
+        self._listeners: list[Callable[[State], None]] = []
+        self._netwatch = (NetWatch(self.post, clock=clock) if netwatch is True
+                          else netwatch or None)
+        self.plugins = tuple(plugins)
+        self.unexpected = 0
+        self.events_handled = 0
+
+    # --- outside world ------------------------------------------------------------------------
+
+    def post(self, event: Event) -> None:
+        """Queue an event from any thread (gpiozero callbacks run on their own threads)."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._queue.put_nowait(event)
+        else:
+            loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    def add_listener(self, listener: Callable[[State], None]) -> None:
+        """Called on the loop thread with the new State after every change (LEDs, socket)."""
+        self._listeners.append(listener)
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.state.as_dict()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(self._safe, "tokens", self.tokens.aclose)
+            stack.push_async_callback(self._safe, "media", self.media.aclose)
+            try:
+                await self.media.start(self.post)
+            except DeviceError as exc:  # the room matters more than the camera: join anyway
+                log.error("media failed to start, joining without it: %s", exc)
+            self.link = self._link_factory(self.post)
+            stack.push_async_callback(self._safe, "room link", self.link.aclose)
+            stack.push_async_callback(self._cancel_tasks)
+            for plugin in self.plugins:
+                await plugin(self, stack)
+            self._spawn("session.ticker", self._ticker())
+            self._spawn("session.media-ops", self._run_ops())
+            self._spawn("session.stall-watch", self._stall_watch())
+            if self._netwatch is not None:
+                self._spawn("session.netwatch", self._netwatch.run())
+            self.notifier.status(status_line(self.state))
+            self.notifier.ready()  # config loaded, devices known, loop turning; joining may last
+            self._next_watchdog = self.clock()
+            self.post(ConnectRequested(self.clock()))
+            await self._consume()
+        return 0
+
+    async def _consume(self) -> None:
+        while not self._done.is_set():
+            timeout = self.tick if self._stop_at is None else max(
+                0.0, self._stop_at - self.clock())
+            try:
+                event = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                event = None
+            if event is not None:
+                self.apply(event)
+            self._pet_watchdog()
+            if self._stop_at is not None and self.clock() >= self._stop_at:
+                log.warning("stop deadline reached with room %s; exiting anyway",
+                            self.state.room.value)
+                break
+
+    def apply(self, event: Event) -> None:
+        old = self.state
+        if not machine.expected(old, event):
+            self.unexpected += 1
+            log.warning("unexpected %s while %s: ignored", type(event).__name__, old.room.value)
+            return
+        new, effects = machine.transition(old, event)
+        self.events_handled += 1
+        if isinstance(event, StopRequested) and self._stop_at is None:
+            self.notifier.stopping()
+            self._stop_at = self.clock() + STOP_DEADLINE
+            log.info("stop requested (%s)", event.reason)
+        if new != old:
+            self.state = new
+            self._log_changes(old, new)
+            self.notifier.status(status_line(new, self.clock()))
+            for listener in self._listeners:
+                try:
+                    listener(new)
+                except Exception:  # a broken LED must not stop the session; say so loudly
+                    log.exception("state listener %r failed", listener)
+        for effect in effects:
+            self._dispatch(effect)
+
+    def _log_changes(self, old: State, new: State) -> None:
+        for name in ("room", "intent", "fault", "quality", "camera", "microphone"):
+            before, after = getattr(old, name), getattr(new, name)
+            if before != after:
+                log.info("%s: %s -> %s", name, before.value, after.value)
+        if old.remotes != new.remotes:
+            log.info("participants: %s", ", ".join(sorted(new.remotes)) or "none (alone)")
+
+    def _pet_watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        now = self.clock()
+        if interval is None or now < self._next_watchdog:
+            return
+        limit = self.cfg.watchdog.max_time_outside_room
+        outside = self.state.outside_since
+        if limit > 0 and outside is not None and now - outside > limit:
+            if not self._escalated:
+                self._escalated = True
+                log.error("out of the room for %.0f s (limit %.0f s): letting systemd's "
+                          "watchdog restart us", now - outside, limit)
+            return
+        self._escalated = False
+        self.notifier.watchdog()
+        self._next_watchdog = now + interval
+
+    # --- effects ------------------------------------------------------------------------------
+
+    def _dispatch(self, effect: Effect) -> None:
+        if isinstance(effect, Connect):
+            self._spawn("session.connect", self._connect(effect))
+        elif isinstance(effect, Disconnect):
+            connecting = self._tasks.get("session.connect")
+            if connecting is not None:
+                connecting.cancel()
+            self._spawn("session.disconnect", self._disconnect(effect.reason, connecting))
+        elif isinstance(effect, ScheduleRetry):
+            self._arm_retry(effect)
+        elif isinstance(effect, CancelRetry):
+            if self._retry is not None:
+                self._retry.cancel()
+                self._retry = None
+        elif isinstance(effect, PublishTracks):
+            self._ops.put_nowait(lambda: self._publish(effect.camera))
+        elif isinstance(effect, SetMicrophoneMuted):
+            self._ops.put_nowait(lambda: self._set_mic(effect.muted))
+        elif isinstance(effect, SetCameraEnabled):
+            self._ops.put_nowait(lambda: self._set_camera(effect.enabled))
+        elif isinstance(effect, Shutdown):
+            self._done.set()
+        else:
+            log.error("no executor for effect %r", effect)
+
+    def _arm_retry(self, effect: ScheduleRetry) -> None:
+        assert self._loop is not None
+        if self._retry is not None:
+            self._retry.cancel()
+        delay = self.backoff.delay(effect.attempt, auth=effect.auth)
+        now = self.clock()
+        self._retry = self._loop.call_later(delay, lambda: self.post(RetryTimerFired(self.clock())))
+        lane = " (auth lane)" if effect.auth else ""
+        log.info("retry %d in %.1f s%s", effect.attempt, delay, lane)
+        self.post(RetryScheduled(now, due=now + delay))
+
+    async def _connect(self, effect: Connect) -> None:
+        assert self.link is not None
+        try:
+            url, token = await self.tokens.get(fresh=effect.fresh_token)
+        except AuthRejected as exc:
+            self.post(ConnectFailed(self.clock(), str(exc), auth=True))
+            return
+        except ConfigError as exc:
+            self.post(ConnectFailed(self.clock(), str(exc), fault=Fault.CONFIG_FAULT))
+            return
+        except TokenError as exc:
+            self.post(ConnectFailed(self.clock(), str(exc)))
+            return
+        log.info("joining %s at %s (attempt %d)", self.cfg.livekit.room, url, effect.attempt + 1)
+        try:
+            remotes = await asyncio.wait_for(self.link.connect(url, token), JOIN_TIMEOUT)
+        except JoinFailed as exc:
+            log.warning("join failed%s: %s", " (auth)" if exc.auth else "", exc.reason)
+            fault = Fault.SERVER_UNREACHABLE if self.state.network_up else Fault.NO_NETWORK
+            self.post(ConnectFailed(self.clock(), exc.reason, auth=exc.auth, fault=fault))
+            return
+        except TimeoutError:
+            self.post(ConnectFailed(self.clock(), f"join took over {JOIN_TIMEOUT:.0f} s"))
+            return
+        self.stall.reset()
+        self.post(RoomConnected(self.clock(), remotes=remotes))
+
+    async def _disconnect(self, reason: str, connecting: asyncio.Task[None] | None) -> None:
+        assert self.link is not None
+        log.info("leaving the room: %s", reason)
+        if connecting is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+        await self.link.disconnect()
+        self.post(RoomDisconnected(self.clock(), reason, client_initiated=True))
+
+    async def _publish(self, camera: bool) -> None:
+        assert self.link is not None
+        if self.state.room is RoomState.CONNECTED:
+            await self.link.publish(self.media.local_tracks(), camera=camera)
+
+    async def _set_mic(self, muted: bool) -> None:
+        await self.media.set_microphone_muted(muted)
+        track = self.media.local_tracks().get(TrackKind.MICROPHONE)
+        if track is not None:  # what LiveKit now holds for the track, read back, not assumed
+            self.post(LocalTrackMuted(self.clock(), TrackKind.MICROPHONE, bool(track.muted)))
+
+    async def _set_camera(self, enabled: bool) -> None:
+        assert self.link is not None
+        if not enabled:
+            await self.link.unpublish(TrackKind.CAMERA)  # never show frames during privacy
+        await self.media.set_camera_enabled(enabled)
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._guard(name, coro), name=name)
+        self._tasks[name] = task
+        task.add_done_callback(lambda t: self._tasks.pop(name, None)
+                               if self._tasks.get(name) is t else None)
+
+    async def _guard(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # an SDK surprise must not end the kiosk: log it, recover via events
+            log.exception("task %s failed", name)
+            if name == "session.connect":
+                self.post(ConnectFailed(self.clock(), f"{name} crashed"))
+            elif name == "session.disconnect":
+                self.post(RoomDisconnected(self.clock(), "disconnect crashed",
+                                           client_initiated=True))
+
+    async def _run_ops(self) -> None:
+        while True:
+            op = await self._ops.get()
+            try:
+                await op()
+            except Exception:  # one failed mute/publish must not stop later ones
+                log.exception("media operation failed")
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick)  # cadence of TickElapsed, not synchronisation
+            self.post(TickElapsed(self.clock()))
+
+    async def _stall_watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.stats_interval)  # sampling cadence
+            state, link = self.state, self.link
+            if link is None or state.room is not RoomState.CONNECTED or state.stopping or (
+                    state.intent is Intent.LEFT):
+                self.stall.reset()
+                continue
+            live = {TrackKind.MICROPHONE: state.mic_live, TrackKind.CAMERA: state.video_live}
+            if not any(live.values()):
+                self.stall.reset()
+                continue
+            try:
+                progress = await asyncio.wait_for(link.progress(), STATS_TIMEOUT)
+            except (TimeoutError, RuntimeError) as exc:
+                log.debug("no stats this round: %s", exc)
+                continue
+            now = self.clock()
+            for kind, is_live in live.items():
+                stalled = self.stall.observe(kind, now, progress.get(kind), is_live)
+                if stalled is not None:
+                    log.warning("%s media stalled for %.1f s with signalling up: forcing a "
+                                "rejoin", kind.value, stalled)
+                    self.stall.reset()
+                    self.post(MediaStalled(now, kind, stalled))
+                    break
+
+    async def _cancel_tasks(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=TEARDOWN_STEP)
+
+    async def _safe(self, what: str, close: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await asyncio.wait_for(close(), TEARDOWN_STEP)
+        except TimeoutError:
+            log.warning("closing %s took over %.1f s; moving on", what, TEARDOWN_STEP)
+        except Exception:  # teardown continues past failures, in reverse order
+            log.exception("closing %s failed", what)

@@ -1,0 +1,90 @@
+"""Session e2e helpers: a Runner with the real SDK and test-backend media against the double."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from appliance.config import (
+    CameraConfig,
+    Config,
+    LiveKitConfig,
+    MicrophoneConfig,
+    ReconnectConfig,
+    SpeakerConfig,
+)
+from appliance.session.app import build_runner
+from appliance.session.model import State, StopRequested, TrackState
+from appliance.session.runner import Runner
+from appliance.systemd import Notifier
+
+IDENTITY, ROOM = "kiosk-1", "lobby"
+# Short backoff so outages resolve within the e2e time budget.
+FAST = ReconnectConfig(backoff_initial=0.3, backoff_max=3.0, auth_backoff_max=4.0,
+                       stable_after=60.0, media_stall_timeout=4.0)
+
+
+def e2e_config(srv: Any, **livekit: Any) -> Config:
+    lk = dict(url=srv.url, room=ROOM, identity=IDENTITY, name="Kiosk 1",
+              api_key=srv.api_key, api_secret=srv.api_secret)
+    lk.update(livekit)
+    return Config(livekit=LiveKitConfig(**lk),
+                  camera=CameraConfig(backend="test", width=320, height=240, fps=15),
+                  microphone=MicrophoneConfig(backend="test"),
+                  speaker=SpeakerConfig(backend="none"), reconnect=FAST)
+
+
+def on_air(s: State) -> bool:
+    return s.video_live and s.mic_live
+
+
+async def wait_state(runner: Runner, predicate: Callable[[State], bool],
+                     within: float = 20.0) -> State:
+    changed = asyncio.Event()
+    runner.add_listener(lambda _s: changed.set())
+    async with asyncio.timeout(within):
+        while not predicate(runner.state):
+            changed.clear()
+            await changed.wait()
+    return runner.state
+
+
+@asynccontextmanager
+async def running_session(cfg: Config, *, devices: bool = False) -> AsyncIterator[Runner]:
+    """The daemon's own wiring; `devices` adds its plugins (GPIO front end, control socket)."""
+    runner = build_runner(cfg, notifier=Notifier({}), plugins=None if devices else [])
+    task = asyncio.create_task(runner.run(), name="e2e-runner")
+    history: list[State] = []
+    runner.add_listener(history.append)
+    runner.history = history  # type: ignore[attr-defined]
+    try:
+        yield runner
+    finally:
+        runner.post(StopRequested(runner.clock(), "test teardown"))
+        try:
+            async with asyncio.timeout(8):
+                await task
+        finally:
+            if not task.done():
+                task.cancel()
+            # drop dead Rooms' native handles while the loop runs (see appliance.session.app)
+            gc.collect()
+
+
+def server_tracks(srv: Any) -> dict[str, str]:
+    """sid -> kind of what the kiosk has published at the double right now."""
+    p = srv.participant(ROOM, IDENTITY)
+    if p is None:
+        return {}
+    return {sid: getattr(t, "kind", "?") for sid, t in p.tracks.items()}
+
+
+def published_both(s: State) -> bool:
+    return s.camera is TrackState.PUBLISHED and s.microphone is TrackState.PUBLISHED
+
+
+__all__ = ["FAST", "IDENTITY", "ROOM", "e2e_config", "on_air", "published_both",
+           "running_session", "server_tracks", "wait_state"]

@@ -1,0 +1,156 @@
+"""`appliance run` as a process: sd_notify over a real socket, SIGTERM exits 0 within 5 s."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+class Notifications:
+    """A bound NOTIFY_SOCKET read by the test's loop; `wait_for(text)` needs no sleeping."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.messages: list[tuple[float, str]] = []
+        self._changed = asyncio.Event()
+        asyncio.get_running_loop().add_reader(self.sock.fileno(), self._read)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except BlockingIOError:
+                break
+            self.messages.append((time.monotonic(), data.decode()))
+        self._changed.set()
+
+    async def wait_for(self, predicate: Any, within: float = 20.0) -> None:
+        async with asyncio.timeout(within):
+            while not predicate([m for _, m in self.messages]):
+                self._changed.clear()
+                await self._changed.wait()
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        self.sock.close()
+
+
+def write_config(tmp: Path, srv: Any) -> Path:
+    cfg = tmp / "appliance.toml"
+    cfg.write_text(f"""
+[livekit]
+url = "{srv.url}"
+room = "lobby"
+identity = "kiosk-proc"
+api_key = "{srv.api_key}"
+api_secret = "{srv.api_secret}"
+[camera]
+backend = "none"
+[microphone]
+backend = "none"
+[speaker]
+backend = "none"
+[reconnect]
+backoff_initial = 0.3
+backoff_max = 2.0
+[gpio]
+pin_factory = "mock"
+[control]
+socket = "{tmp / 'control.sock'}"
+[device]
+file = "{tmp / 'no-device-file.toml'}"
+""")
+    cfg.chmod(0o600)
+    return cfg
+
+
+@pytest.fixture
+async def notify(tmp_path: Path) -> AsyncIterator[Notifications]:
+    n = Notifications(tmp_path / "notify.sock")
+    yield n
+    n.close()
+
+
+async def start(cfg: Path, notify: Notifications) -> asyncio.subprocess.Process:
+    env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="1000000",
+               GPIOZERO_PIN_FACTORY="mock")
+    env.pop("WATCHDOG_PID", None)
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "appliance", "run", "--config", str(cfg), env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+
+
+async def stop(proc: asyncio.subprocess.Process) -> tuple[int, float, bytes]:
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        async with asyncio.timeout(10):
+            _, err = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, time.monotonic() - sent, err
+
+
+async def test_run_joins_notifies_and_stops_cleanly(devserver: Any, tmp_path: Path,
+                                                    notify: Notifications) -> None:
+    proc = await start(write_config(tmp_path, devserver), notify)
+    await notify.wait_for(lambda ms: any("in room lobby" in m for m in ms), within=30)
+    await devserver.wait_for(lambda: devserver.participant("lobby", "kiosk-proc"),
+                             timeout=10, what="the kiosk at the double")
+    seen = len(notify.messages)
+    await notify.wait_for(lambda ms: ms[seen:].count("WATCHDOG=1") >= 3, within=5)
+    rc, took, err = await stop(proc)
+    assert rc == 0, err.decode()[-2000:]
+    assert took < 5.0
+    texts = [m for _, m in notify.messages if m != "WATCHDOG=1"]
+    assert texts.count("READY=1") == 1
+    statuses = [t.removeprefix("STATUS=") for t in texts if t.startswith("STATUS=")]
+    assert statuses[0].startswith("kiosk-proc: disconnected")
+    assert statuses[1] == "kiosk-proc: joining lobby (attempt 1)"
+    assert statuses[2].startswith("kiosk-proc: in room lobby alone")
+    assert texts.index("STOPPING=1") > texts.index("READY=1")
+    pings = [t for t, m in notify.messages if m == "WATCHDOG=1"]
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    assert gaps and max(gaps) < 1.0  # WATCHDOG_USEC=1 s: a ping every ~0.5 s
+    await devserver.wait_for(lambda: devserver.participant("lobby", "kiosk-proc") is None,
+                             timeout=10, what="the kiosk leaving (client-initiated)")
+
+
+async def test_sigterm_while_connecting_exits_within_5_s(devserver: Any, tmp_path: Path,
+                                                         notify: Notifications) -> None:
+    devserver.faults.freeze(120.0)  # the server accepts the socket and never answers
+    proc = await start(write_config(tmp_path, devserver), notify)
+    await notify.wait_for(lambda ms: "READY=1" in ms and any("joining lobby" in m for m in ms),
+                          within=30)
+    rc, took, err = await stop(proc)
+    assert rc == 0, err.decode()[-2000:]
+    assert took < 5.0, f"took {took:.1f} s"
+    assert "STOPPING=1" in [m for _, m in notify.messages]
+    devserver.faults.thaw()
+
+
+async def test_config_error_exits_78(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[livekit]\nurl = 'ftp://x'\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "appliance", "run", "--config", str(bad),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 78 and b"configuration error" in err

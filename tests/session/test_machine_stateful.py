@@ -1,0 +1,225 @@
+"""Hypothesis drives the machine against a simulated world and checks the session invariants."""
+
+from __future__ import annotations
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from appliance.session.machine import ALLOWED_EDGES, expected, transition
+from appliance.session.model import (
+    ButtonName,
+    ButtonPressed,
+    Connect,
+    ConnectFailed,
+    ConnectionQualityChanged,
+    ConnectRequested,
+    Disconnect,
+    Effect,
+    Event,
+    Intent,
+    LocalTrackMuted,
+    MediaStalled,
+    MuteRequestedByServer,
+    NetworkChanged,
+    ParticipantJoined,
+    ParticipantLeft,
+    Quality,
+    RetryScheduled,
+    RetryTimerFired,
+    RoomConnected,
+    RoomDisconnected,
+    RoomReconnected,
+    RoomReconnecting,
+    RoomState,
+    ScheduleRetry,
+    Shutdown,
+    State,
+    StopRequested,
+    TickElapsed,
+    TrackKind,
+    TrackState,
+    TrackStateChanged,
+)
+
+kinds = st.sampled_from(TrackKind)
+
+
+class SessionWorld(RuleBasedStateMachine):
+    """The world: a link with at most what the machine asked for, and a retry timer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.state = State(identity="k", room_name="lobby")
+        self.connect_pending = False
+        self.room_up = False
+        self.disconnect_pending = False
+        self.timer_armed = False
+        self.shut_down = False
+        self.step(ConnectRequested(self.now))
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def step(self, event: Event) -> list[Effect]:
+        before = self.state
+        new, effects = transition(before, event)
+        if not expected(before, event):
+            assert (new, effects) == (before, [])
+        if new.room is not before.room:
+            assert (before.room, new.room) in ALLOWED_EDGES, (before.room, new.room, event)
+        for effect in effects:
+            if isinstance(effect, Connect):
+                assert not self.connect_pending, "two connects in flight"
+                assert not self.room_up and not self.disconnect_pending, "connect over a room"
+                assert new.intent is Intent.IN_ROOM and not new.stopping
+                self.connect_pending = True
+            elif isinstance(effect, Disconnect):
+                self.connect_pending = False
+                self.room_up = False
+                self.disconnect_pending = True
+            elif isinstance(effect, ScheduleRetry):
+                self.timer_armed = True
+            elif isinstance(effect, Shutdown):
+                assert new.stopping
+                self.shut_down = True
+        if any(isinstance(e, ScheduleRetry) for e in effects):
+            # the runner reports when the timer is due
+            new, _ = transition(new, RetryScheduled(self.now, self.now + 1))
+        self.state = new
+        return effects
+
+    def tick(self, dt: float) -> None:
+        self.now += dt
+
+    # --- the link answering -------------------------------------------------------------------
+
+    @precondition(lambda self: self.connect_pending)
+    @rule(ok=st.booleans(), auth=st.booleans(), dt=st.floats(0, 5),
+          remotes=st.frozensets(st.sampled_from(["a", "b", "c"])))
+    def connect_finishes(self, ok: bool, auth: bool, dt: float, remotes: frozenset[str]) -> None:
+        self.tick(dt)
+        self.connect_pending = False
+        if ok:
+            self.room_up = True
+            self.step(RoomConnected(self.now, remotes))
+        else:
+            self.step(ConnectFailed(self.now, "no", auth=auth))
+
+    @precondition(lambda self: self.disconnect_pending)
+    @rule(dt=st.floats(0, 2))
+    def disconnect_finishes(self, dt: float) -> None:
+        self.tick(dt)
+        self.disconnect_pending = False
+        self.step(RoomDisconnected(self.now, "CLIENT_INITIATED", client_initiated=True))
+
+    @precondition(lambda self: self.room_up)
+    @rule(outcome=st.sampled_from(["reconnecting", "reconnected", "gone"]), dt=st.floats(0, 30))
+    def sdk_does_something(self, outcome: str, dt: float) -> None:
+        self.tick(dt)
+        if outcome == "reconnecting":
+            self.step(RoomReconnecting(self.now))
+        elif outcome == "reconnected":
+            self.step(RoomReconnected(self.now))
+        else:
+            self.room_up = False
+            self.step(RoomDisconnected(self.now, "SIGNAL_CLOSE"))
+
+    @precondition(lambda self: self.room_up)
+    @rule(who=st.sampled_from(["a", "b"]), joined=st.booleans())
+    def participants(self, who: str, joined: bool) -> None:
+        self.step(ParticipantJoined(self.now, who) if joined else ParticipantLeft(self.now, who))
+
+    @precondition(lambda self: self.room_up)
+    @rule(kind=kinds, state=st.sampled_from([TrackState.PUBLISHING, TrackState.PUBLISHED]))
+    def publish_progress(self, kind: TrackKind, state: TrackState) -> None:
+        self.step(TrackStateChanged(self.now, kind, state))
+
+    @precondition(lambda self: self.timer_armed)
+    @rule(dt=st.floats(0, 300))
+    def timer_fires(self, dt: float) -> None:
+        self.tick(dt)
+        self.timer_armed = False
+        self.step(RetryTimerFired(self.now))
+
+    # --- the rest of the world ----------------------------------------------------------------
+
+    @rule(button=st.sampled_from(ButtonName), long=st.booleans(), dt=st.floats(0, 10))
+    def press(self, button: ButtonName, long: bool, dt: float) -> None:
+        self.tick(dt)
+        self.step(ButtonPressed(self.now, button, long))
+
+    @rule(kind=kinds, state=st.sampled_from([TrackState.ACQUIRED, TrackState.LOST,
+                                             TrackState.STOPPED, TrackState.ACQUIRING]))
+    def device(self, kind: TrackKind, state: TrackState) -> None:
+        self.step(TrackStateChanged(self.now, kind, state))
+
+    @rule(kind=kinds, muted=st.booleans(), server=st.booleans(), dt=st.floats(0, 2))
+    def mute_report(self, kind: TrackKind, muted: bool, server: bool, dt: float) -> None:
+        self.tick(dt)
+        cls = MuteRequestedByServer if server else LocalTrackMuted
+        self.step(cls(self.now, kind, muted))
+
+    @rule(up=st.booleans())
+    def network(self, up: bool) -> None:
+        self.step(NetworkChanged(self.now, up))
+
+    @rule(q=st.sampled_from(Quality))
+    def quality(self, q: Quality) -> None:
+        self.step(ConnectionQualityChanged(self.now, q))
+
+    @rule(kind=kinds)
+    def stall(self, kind: TrackKind) -> None:
+        self.step(MediaStalled(self.now, kind, 12.0))
+
+    @rule(dt=st.floats(0, 120))
+    def tick_elapsed(self, dt: float) -> None:
+        self.tick(dt)
+        self.step(TickElapsed(self.now))
+
+    @rule()
+    def join_requested(self) -> None:
+        self.step(ConnectRequested(self.now))
+
+    @rule()
+    def stop(self) -> None:
+        self.step(StopRequested(self.now))
+
+    # --- invariants ---------------------------------------------------------------------------
+
+    @invariant()
+    def out_of_room_in_room_intent_means_a_retry_is_armed(self) -> None:
+        s = self.state
+        if s.room is RoomState.DISCONNECTED and s.intent is Intent.IN_ROOM and not s.stopping:
+            assert s.retry_pending and s.next_retry_at is not None
+
+    @invariant()
+    def connecting_means_a_connect_is_in_flight(self) -> None:
+        if self.state.room is RoomState.CONNECTING:
+            assert self.connect_pending
+
+    @invariant()
+    def left_or_stopping_never_connects(self) -> None:
+        s = self.state
+        if s.intent is Intent.LEFT or s.stopping:
+            assert s.room is not RoomState.CONNECTING or self.disconnect_pending or (
+                not self.connect_pending)
+
+    @invariant()
+    def live_flags_are_truthful(self) -> None:
+        s = self.state
+        if s.video_live:
+            assert s.room is RoomState.CONNECTED and not s.camera_privacy
+        if s.mic_live:
+            assert s.microphone is TrackState.PUBLISHED and not s.mic_muted
+        if s.room in (RoomState.DISCONNECTED, RoomState.CONNECTING):
+            assert not s.remotes
+
+    @invariant()
+    def shut_down_is_final(self) -> None:
+        if self.shut_down:
+            assert self.state.stopping and self.state.room is RoomState.DISCONNECTED
+
+
+TestSession = SessionWorld.TestCase
+TestSession.settings = settings(max_examples=150, stateful_step_count=50, deadline=None)
