@@ -57,12 +57,16 @@ class CameraConfig:
     height: int = 720
     fps: int = 30
     encoding: CameraEncoding = "raw"
+    v4l2_format: str = "mjpeg"  # empty: let the driver choose
+    degrade_after: float = 10.0  # seconds of sustained POOR before stepping the camera down
+    restore_after: float = 30.0  # seconds of sustained GOOD/EXCELLENT before stepping back up
 
 
 @dataclass(frozen=True)
 class MicrophoneConfig:
     backend: MicrophoneBackend = "alsa"
     device: str = "default"
+    tone_hz: float = 440.0  # the `test` backend's synthetic tone
 
 
 @dataclass(frozen=True)
@@ -422,6 +426,13 @@ def _validate(cfg: Config, origin: Mapping[str, str]) -> list[str]:
         if getattr(cam, key) % 2:
             bad(f"camera.{key}", f"expected an even number (I420), found {getattr(cam, key)}")
 
+    for key in ("degrade_after", "restore_after"):
+        if getattr(cam, key) <= 0:
+            bad(f"camera.{key}", f"expected a positive number of seconds, found "
+                f"{getattr(cam, key):g}")
+    if not 20 <= cfg.microphone.tone_hz <= 20000:
+        bad("microphone.tone_hz", f"expected 20..20000 Hz, found {cfg.microphone.tone_hz:g}")
+
     rc = cfg.reconnect
     for key in (
         "backoff_initial",
@@ -519,6 +530,36 @@ def load(
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def load_gpio_best_effort(
+    config_file: Path | None = None,
+    device_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> GpioConfig:
+    """The `[gpio]` section from whatever layers still parse, for showing a configuration fault.
+
+    A broken configuration must not leave the kiosk dark: the fault pattern needs only the pins.
+    Files that are not TOML are skipped, and so is every `[gpio]` value of the wrong type;
+    mistakes elsewhere in a file do not matter here.
+    """
+    env = os.environ if env is None else env
+    merged: dict[str, Any] = {}
+    for path in (config_file or DEFAULT_CONFIG_FILE, device_file or DEFAULT_DEVICE_FILE):
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        gpio = raw.get("gpio")
+        if isinstance(gpio, dict):
+            merged.update(_check_layer({"gpio": gpio}, str(path))[0].get("gpio", {}))
+    env_values, _ = env_layer(env)
+    merged.update(env_values.get("gpio", {}))
+    try:
+        gpio = GpioConfig(**merged)
+    except TypeError:
+        return GpioConfig()
+    return gpio
 
 
 def redacted_dict(cfg: Config) -> dict[str, dict[str, Any]]:
