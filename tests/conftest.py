@@ -1,4 +1,4 @@
-"""Shared fixtures: the in-process LiveKit test double, real SDK clients, and the e2e gate."""
+"""Shared fixtures: the LiveKit test double, real SDK clients, the e2e gate, GPIO mock pins."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gpio_support import Recorder
+from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 NETNS_REASON = (
     "e2e: needs a private network namespace with a non-loopback interface, because libwebrtc "
@@ -223,3 +225,19 @@ async def sdk() -> AsyncIterator[SdkClients]:
     clients = SdkClients()
     yield clients
     await clients.aclose()
+
+
+# ----- GPIO (tests/devices, tests/control) ---------------------------------------------------
+
+
+@pytest.fixture
+def factory() -> Iterator[MockFactory]:
+    """gpiozero's own mock pins, with PWM so pulsing LEDs work; closed after the test."""
+    f = MockFactory(pin_class=MockPWMPin)
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()

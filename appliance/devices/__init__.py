@@ -1,0 +1,1 @@
+"""Hardware adapters: GPIO buttons and LEDs (gpiozero) and board profiles."""
