@@ -14,7 +14,10 @@ from appliance.logs import setup_logging
 # works without the dev extras installed.
 SUBCOMMAND_MODULES = (
     "appliance.commands",
+    "appliance.control.command",
+    "appliance.devices.faultleds",
     "appliance.devserver.command",
+    "appliance.demo.command",
 )
 
 EX_OK = 0

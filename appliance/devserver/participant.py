@@ -40,6 +40,10 @@ def _packet_counter(receiver: object) -> Callable[[], int]:
     return lambda: rtcpatch.packet_counts.get(receiver, 0)
 
 
+def _byte_counter(receiver: object) -> Callable[[], int]:
+    return lambda: rtcpatch.byte_counts.get(receiver, 0)
+
+
 class Participant:
     """A participant: identity, tracks, peer connections and (while connected) its socket."""
 
@@ -240,6 +244,7 @@ class Participant:
                 if codecs:
                     track.info.mime_type = codecs[0].mimeType
                 track.stats.packets_fn = _packet_counter(transceiver.receiver)
+                track.stats.bytes_fn = _byte_counter(transceiver.receiver)
                 track.fanout = Fanout(remote, track.stats, measure=True,
                                       on_change=self.hub.notify, name=f"{self.identity}-{mid}")
                 log.info("%s publishes %s %s (mid %s)", self.identity, track.kind, track.sid, mid)

@@ -14,8 +14,9 @@ from aiortc.rtp import RtpPacket, is_rtcp
 log = logging.getLogger(__name__)
 
 _applied = False
-# RTP packets routed to each receiver, read by the per-track stats.
+# RTP packets and payload bytes routed to each receiver, read by the per-track stats.
 packet_counts: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+byte_counts: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 def _loopback_only(use_ipv4: bool = True, use_ipv6: bool = False) -> list[str]:
@@ -37,6 +38,7 @@ def _route_rtp(self: RtpRouter, packet: RtpPacket) -> Any:
         receiver = _original_route_rtp(self, packet)
     if receiver is not None:
         packet_counts[receiver] = packet_counts.get(receiver, 0) + 1
+        byte_counts[receiver] = byte_counts.get(receiver, 0) + len(packet.payload)
     return receiver
 
 

@@ -212,7 +212,8 @@ class DevServer:
         def track(t: Any) -> dict[str, Any]:
             s: TrackStats = t.stats
             out: dict[str, Any] = {"sid": t.sid, "kind": t.kind, "muted": t.muted,
-                                   "packets": s.packets, "frames": s.decoded_frames}
+                                   "packets": s.packets, "bytes": s.payload_bytes,
+                                   "frames": s.decoded_frames}
             if t.kind == "audio":
                 out["dominant_hz"] = s.audio.dominant_hz
             else:

@@ -133,6 +133,7 @@ class TrackStats:
 
     kind: str  # "audio" | "video"
     packets_fn: Callable[[], int] = field(default=lambda: 0, repr=False)
+    bytes_fn: Callable[[], int] = field(default=lambda: 0, repr=False)
     audio: AudioStats = field(default_factory=AudioStats)
     video: VideoStats = field(default_factory=VideoStats)
 
@@ -140,6 +141,11 @@ class TrackStats:
     def packets(self) -> int:
         """RTP packets received for this track (0 for tracks the double generates)."""
         return self.packets_fn()
+
+    @property
+    def payload_bytes(self) -> int:
+        """RTP payload bytes received for this track (what its bitrate is made of)."""
+        return self.bytes_fn()
 
     def idle_for(self) -> float:
         """Seconds since the last decoded frame (inf before the first)."""

@@ -25,12 +25,14 @@ async def test_publish_measure_and_forward(devserver: Any, sdk: Any, single_pc: 
         and s, timeout=15, what="a second of kiosk audio at the double")
     assert audio.audio.dominant_hz == pytest.approx(440, abs=5)
     assert audio.packets > 0
+    assert audio.payload_bytes > audio.packets * 20  # Opus frames are tens of bytes each
     video = await devserver.wait_for(
         lambda: (s := devserver.track_stats("lobby", "kiosk", "video"))
         and s.video.stamped_frames >= 20 and s, timeout=15, what="stamped kiosk video")
     assert video.video.out_of_order == 0
     assert video.video.last_counter > video.video.first_counter
     assert video.video.width > 0 and video.video.latency_ms is not None
+    assert video.payload_bytes > video.packets * 50
 
     _viewer, events = await sdk.connect(devserver.url, devserver.mint_token("viewer", "lobby"),
                                        single_pc=single_pc)

@@ -1,0 +1,98 @@
+"""The demo's live terminal panel (rich): LEDs in colour, room, tracks, levels, transitions."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from appliance.demo.view import LED_ORDER, View
+
+RICH_COLOURS = {"white": "bright_white", "red": "red1", "amber": "orange1", "green": "green3",
+                "blue": "dodger_blue1"}
+
+KEY_HELP = (
+    "[m] mute  [M] camera privacy (long mute)  [l] leave/join  [L] forced rejoin (long leave)  "
+    "[d] drop signalling  [s] server down 70 s  [a] 401s for 30 s  [p] poor / [g] good quality  "
+    "[b] media black-hole on/off  [c] camera unplug/replug  [f] far end leave/join  [q] quit"
+)
+
+
+def lit(pattern: dict[str, Any], now: float) -> float:
+    """Brightness 0..1 of an LED showing `pattern` at time `now` (same shapes as the board)."""
+    shape = pattern.get("shape", "off")
+    if shape == "off":
+        return 0.0
+    if shape == "on":
+        return 1.0
+    on_t, off_t = float(pattern.get("on_time", 0)), float(pattern.get("off_time", 0))
+    count, pause = int(pattern.get("count", 1)), float(pattern.get("pause", 0))
+    if shape == "flashes":
+        period = count * (on_t + off_t) + pause
+        phase = now % period if period > 0 else 0.0
+        if phase >= count * (on_t + off_t):
+            return 0.0
+        return 1.0 if phase % (on_t + off_t) < on_t else 0.0
+    period = on_t + off_t
+    phase = now % period if period > 0 else 0.0
+    if shape == "pulse":
+        return phase / on_t if phase < on_t else 1.0 - (phase - on_t) / max(off_t, 1e-9)
+    return 1.0 if phase < on_t else 0.0
+
+
+def led_cell(name: str, pattern: dict[str, Any], now: float) -> Text:
+    level = lit(pattern, now)
+    colour = RICH_COLOURS.get(str(pattern.get("colour", "white")), "white")
+    dot = Text("●", style=f"bold {colour}") if level > 0.5 else (
+        Text("◐", style=colour) if level > 0.05 else Text("○", style="grey35"))
+    return Text.assemble(dot, " ", (name, "bold"), "\n", (str(pattern.get("text", "off")), "dim"))
+
+
+def _db(value: float) -> str:
+    if math.isinf(value):
+        return "silent"
+    bars = max(0, min(20, int((value + 60) / 3)))
+    return f"{'█' * bars}{'·' * (20 - bars)} {value:5.1f} dBFS"
+
+
+def render(view: View, message: str = "") -> RenderableType:
+    now = time.monotonic()
+    leds = Table.grid(padding=(0, 4))
+    cells = [led_cell(n, view.leds.get(n, {"shape": "off"}), now) for n in LED_ORDER]
+    leds.add_row(*cells)
+
+    room = Table.grid(padding=(0, 2))
+    room.add_column(style="bold")
+    room.add_column()
+    f = view.fields
+    room.add_row("room", f"{f['room']}  (intent {f['intent']})")
+    room.add_row("status", f"{f['status']}   fault: {f['fault']}")
+    room.add_row("quality", f"{f['quality']}   camera rung: {f['rung']}")
+    room.add_row("others", ", ".join(view.remotes) or "(alone)")
+    room.add_row("speaker", _db(view.speaker_dbfs))
+
+    tracks = Table(box=None, padding=(0, 2), header_style="bold")
+    for column in ("track", "kiosk state", "at the test double", "rate"):
+        tracks.add_column(column)
+    for row in view.tracks:
+        tracks.add_row(*row)
+
+    log = Table.grid(padding=(0, 2))
+    for at, text in view.transitions[-8:]:
+        log.add_row(f"{at:7.1f} s", text)
+
+    body = Group(
+        Panel(leds, title="LEDs", border_style="grey50"),
+        Panel(room, title=view.status_line, border_style="grey50"),
+        Panel(tracks, title="tracks", border_style="grey50"),
+        Panel(log if view.transitions else Text("(none yet)", style="dim"),
+              title="last transitions", border_style="grey50"),
+        Text(message, style="yellow") if message else Text(""),
+        Text(KEY_HELP, style="dim"),
+    )
+    return Panel(body, title="room-kiosk appliance: demo", border_style="cyan")

@@ -1,0 +1,215 @@
+"""What the demo shows: the kiosk's status and the double's figures folded into one flat view."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import select
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.indicators import STATUS_PATTERNS, StatusKind
+
+LED_ORDER = ("status", "mute", "camera", "quality")
+_STATUS_BY_PATTERN = {
+    tuple(sorted(p.as_dict().items())): kind for kind, p in STATUS_PATTERNS.items()
+}
+
+
+def status_name(pattern: dict[str, Any]) -> str:
+    """Name the status LED's pattern (`alone`, `left`, ...): patterns are distinct by design."""
+    kind = _STATUS_BY_PATTERN.get(tuple(sorted(pattern.items())))
+    return kind.name.lower() if isinstance(kind, StatusKind) else "unknown"
+
+
+def level_dbfs(samples: np.ndarray[Any, np.dtype[np.int16]]) -> float:
+    if samples.size == 0:
+        return -math.inf
+    rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64)))))
+    return 20 * math.log10(rms / 32768.0) if rms > 0 else -math.inf
+
+
+class SpeakerMeter:
+    """Drains the FIFO the kiosk's ALSA speaker writes (48 kHz mono S16) and meters it.
+
+    Opened before the kiosk starts: a FIFO's writer blocks until a reader exists, and the
+    draining thread keeps the writer from ever blocking on a full pipe.
+    """
+
+    WINDOW = 4800  # samples: the last 100 ms
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._tail = np.zeros(0, dtype=np.int16)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="demo-speaker-meter",
+                                        daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def open(cls, path: Path) -> SpeakerMeter:
+        os.mkfifo(path, 0o600)
+        return cls(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+
+    def _drain(self) -> None:
+        pending = b""
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._fd], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self._fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if not chunk:  # no writer yet (or it closed): wait for the next one
+                self._stop.wait(0.1)
+                continue
+            data = pending + chunk
+            whole = len(data) & ~1
+            pending = data[whole:]
+            samples = np.frombuffer(data[:whole], dtype=np.int16)
+            with self._lock:
+                self._tail = np.concatenate([self._tail, samples])[-self.WINDOW:]
+
+    def read(self) -> float:
+        with self._lock:
+            return level_dbfs(self._tail)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+RATE_WINDOW = 2.0  # seconds of history behind each rate: steadier than one poll interval
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    frames: int
+    payload_bytes: int
+
+
+@dataclass
+class View:
+    fields: dict[str, str]
+    leds: dict[str, dict[str, Any]]
+    remotes: list[str]
+    tracks: list[tuple[str, str, str, str]]  # (name, kiosk state, at the double, rate)
+    speaker_dbfs: float
+    transitions: list[tuple[float, str]]
+    status_line: str
+    processes: dict[str, int | None] = field(default_factory=dict)
+
+
+class Observer:
+    """Folds successive snapshots into Views and remembers the last state transitions."""
+
+    def __init__(self, kiosk_identity: str, speaker_level: Callable[[], float],
+                 keep: int = 12) -> None:
+        self.identity = kiosk_identity
+        self.speaker_level = speaker_level
+        self.started = time.monotonic()
+        self.transitions: deque[tuple[float, str]] = deque(maxlen=keep)
+        self._last: dict[str, str] = {}
+        self._samples: dict[str, deque[Sample]] = {}
+
+    def fold(self, status: dict[str, Any] | None, server: dict[str, Any] | None) -> View:
+        now = time.monotonic()
+        state: dict[str, Any] = (status or {}).get("state", {})
+        leds: dict[str, dict[str, Any]] = (status or {}).get("leds", {})
+        fields: dict[str, str] = {
+            "room": str(state.get("room", "unreachable" if status is None else "?")),
+            "intent": str(state.get("intent", "?")),
+            "fault": str(state.get("fault", "?")),
+            "quality": str(state.get("quality", "?")),
+            "status": status_name(leds["status"]) if "status" in leds else "unknown",
+            "remotes": str(len(state.get("remotes", []))),
+            "mic": str(state.get("tracks", {}).get("microphone", "?")),
+            "camera": str(state.get("tracks", {}).get("camera", "?")),
+            # No step taken yet: the camera runs as configured.
+            "rung": str(state.get("degradation", {}).get("label") or "configured"),
+        }
+        for name in LED_ORDER:
+            fields[f"led.{name}"] = str(leds.get(name, {}).get("shape", "?"))
+        tracks = self._tracks(state, server, now)
+        for name, _, _, rate in tracks:
+            fields[f"rate.{name}"] = rate
+        self._note_changes(fields, now)
+        return View(
+            fields=fields,
+            leds=leds,
+            remotes=list(state.get("remotes", [])),
+            tracks=tracks,
+            speaker_dbfs=self.speaker_level(),
+            transitions=list(self.transitions),
+            status_line=str(state.get("status", "kiosk not answering yet")),
+        )
+
+    def _note_changes(self, fields: dict[str, str], now: float) -> None:
+        for key in ("room", "intent", "fault", "status", "quality", "mic", "camera", "led.mute",
+                    "led.camera", "rung"):
+            old, new = self._last.get(key), fields[key]
+            if old is not None and old != new:
+                self.transitions.append((now - self.started, f"{key}: {old} -> {new}"))
+        self._last = dict(fields)
+
+    def _tracks(self, state: dict[str, Any], server: dict[str, Any] | None,
+                now: float) -> list[tuple[str, str, str, str]]:
+        at_double: dict[str, dict[str, Any]] = {}
+        room: dict[str, Any] = next(iter((server or {}).get("rooms", {}).values()), {})
+        me = room.get("participants", {}).get(self.identity, {})
+        for track in me.get("tracks", []):
+            at_double["microphone" if track.get("kind") == "audio" else "camera"] = track
+        rows = []
+        for name in ("microphone", "camera"):
+            local = str(state.get("tracks", {}).get(name, "?"))
+            track = at_double.get(name)
+            if track is None:
+                rows.append((name, local, "not published", ""))
+                continue
+            rate = self._rate(name, Sample(now, int(track.get("frames", 0)),
+                                           int(track.get("bytes", 0))))
+            frames = int(track.get("frames", 0))
+            extra = " muted" if track.get("muted") else ""
+            if name == "microphone" and track.get("dominant_hz"):
+                extra += f" tone {track['dominant_hz']:.0f} Hz"
+            if name == "camera" and track.get("width"):
+                extra += f" {track['width']}x{track['height']}"
+            rows.append((name, local, f"{frames} frames{extra}", rate))
+        return rows
+
+    def _rate(self, name: str, sample: Sample) -> str:
+        """Frames and kbit/s at the double over the last RATE_WINDOW seconds."""
+        history = self._samples.setdefault(name, deque())
+        if history and sample.frames < history[-1].frames:
+            history.clear()  # a new track (republished): its counters start again
+        history.append(sample)
+        while len(history) > 2 and sample.at - history[1].at >= RATE_WINDOW:
+            history.popleft()
+        first = history[0]
+        dt = sample.at - first.at
+        if dt <= 0:
+            return ""
+        fps = (sample.frames - first.frames) / dt
+        kbps = (sample.payload_bytes - first.payload_bytes) * 8 / dt / 1000
+        return f"{fps:.0f} frames/s, {kbps:.0f} kbit/s"
+
+    def text_line(self, view: View) -> str:
+        """One line of `key=value` pairs: what script mode prints and what `expect` matches."""
+        elapsed = time.monotonic() - self.started
+        return f"t={elapsed:6.1f} " + " ".join(f"{k}={v}" for k, v in view.fields.items()
+                                                 if not k.startswith("rate."))

@@ -1,0 +1,289 @@
+"""The demo's process tree: the test double and a simulated kiosk, driven through their controls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.control import ControlError
+from appliance.control.command import request as control_request
+from appliance.demo.view import SpeakerMeter
+from appliance.errors import ApplianceError
+
+log = logging.getLogger(__name__)
+
+ALSA_BASE = Path("/usr/share/alsa/alsa.conf")
+SPEAKER_PCM = "demo_speaker"
+ROOM = "demo"
+KIOSK = "kiosk-demo"
+FAR_END = "far-end"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 6.0  # the daemon promises exit within 5 s of SIGTERM
+
+
+class DemoError(ApplianceError, RuntimeError):
+    """The demo could not start or drive one of its processes."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    """Child side of fork: get SIGTERM when the demo dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the demo keeps its files (one private temporary folder)."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "kiosk.toml"
+
+    @property
+    def device_key(self) -> Path:
+        return self.root / "device_key"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "control.sock"
+
+    @property
+    def speaker(self) -> Path:
+        return self.root / "speaker.fifo"
+
+    @property
+    def alsa_conf(self) -> Path:
+        return self.root / "asound.conf"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+
+class DemoWorld:
+    """Starts the double (with its far-end participant) and the kiosk; stops both on exit."""
+
+    def __init__(self, *, camera_size: tuple[int, int] = (640, 480), fps: int = 15) -> None:
+        self.layout = Layout(Path(tempfile.mkdtemp(prefix="appliance-demo-")))
+        self.port = _free_port()
+        self.control_port = _free_port()
+        self.camera_size = camera_size
+        self.fps = fps
+        self._device_key = os.urandom(18).hex()
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._closed = False
+        self.speaker: SpeakerMeter | None = None
+
+    @property
+    def control_url(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}/control"
+
+    async def __aenter__(self) -> DemoWorld:
+        try:
+            await self.start()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        self.layout.logs.mkdir(parents=True)
+        await self._spawn(
+            "devserver", "devserver", "--port", str(self.port),
+            "--control-port", str(self.control_port),
+            "--device-key", f"{KIOSK}={self._device_key}",
+        )
+        await self._until(self._server_ready, "the test double to answer")
+        await self.fault("far-end", room=ROOM, identity=FAR_END, tone_hz=1000.0, video=True)
+        self._write_kiosk_config()
+        self.speaker = SpeakerMeter.open(self.layout.speaker)  # reader first: see SpeakerMeter
+        await self._spawn("kiosk", "run", "--config", str(self.layout.config),
+                          "--device-file", str(self.layout.root / "device.toml"))
+        await self._until(self._kiosk_ready, "the kiosk's control socket")
+
+    def _write_kiosk_config(self) -> None:
+        self.layout.device_key.write_text(self._device_key + "\n")
+        self.layout.device_key.chmod(0o600)
+        (self.layout.root / "device.toml").write_text(f'[livekit]\nidentity = "{KIOSK}"\n')
+        width, height = self.camera_size
+        self.layout.config.write_text(
+            "# Written by `appliance demo`: simulated hardware against the local test double.\n"
+            "[livekit]\n"
+            f'url = "ws://127.0.0.1:{self.port}"\n'
+            f'room = "{ROOM}"\n'
+            'name = "Demo kiosk"\n'
+            f'token_url = "http://127.0.0.1:{self.port}/token"\n'
+            f'device_key_file = "{self.layout.device_key}"\n'
+            "[camera]\n"
+            f'backend = "test"\nwidth = {width}\nheight = {height}\nfps = {self.fps}\n'
+            '[microphone]\nbackend = "test"\n'
+            f'[speaker]\nbackend = "alsa"\ndevice = "{SPEAKER_PCM}"\n'
+            '[gpio]\npin_factory = "mock"\n'
+            "[reconnect]\nbackoff_max = 10.0\n"
+            f'[control]\nsocket = "{self.layout.socket}"\n'
+        )
+        self.layout.config.chmod(0o600)
+        # The speaker goes through real ALSA: the `file` plugin over `null` writes what the kiosk
+        # plays into a FIFO, and the panel meters it. The system alsa.conf stays included.
+        self.layout.alsa_conf.write_text(
+            f"<{ALSA_BASE}>\n"
+            f'pcm.{SPEAKER_PCM} {{ type file slave.pcm "null" file "{self.layout.speaker}" '
+            'format "raw" }\n'
+        )
+
+    async def _spawn(self, name: str, *args: str) -> None:
+        log_file = (self.layout.logs / f"{name}.log").open("wb")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "appliance", *args,
+                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                env={**os.environ, "ALSA_CONFIG_PATH": str(self.layout.alsa_conf)},
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            log_file.close()
+        self._procs[name] = proc
+
+    async def _until(self, probe: Any, what: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT
+        delay = 0.05
+        while True:
+            for name, proc in self._procs.items():
+                if proc.returncode is not None:
+                    raise DemoError(f"{name} exited with status {proc.returncode} while waiting "
+                                    f"for {what}; its log:\n{self.log_tail(name)}")
+            if await probe():
+                return
+            if loop.time() > deadline:
+                raise DemoError(f"timed out after {START_TIMEOUT:g} s waiting for {what}")
+            # Polling a process we do not own the internals of: a short, growing back-off.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    async def _server_ready(self) -> bool:
+        try:
+            await self.server_state()
+        except DemoError:
+            return False
+        return True
+
+    async def _kiosk_ready(self) -> bool:
+        try:
+            await self.kiosk_status()
+        except DemoError:
+            return False
+        return True
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.layout.logs / f"{name}.log"
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # --- talking to the two processes ---------------------------------------------------------
+
+    async def kiosk_status(self) -> dict[str, Any]:
+        return await self._control({"cmd": "status"})
+
+    async def press(self, button: str, hold: float | None = None) -> None:
+        payload: dict[str, Any] = {"cmd": "press", "button": button}
+        if hold is not None:
+            payload = {"cmd": "hold", "button": button, "seconds": hold}
+        await self._control(payload, wait=(hold or 0) + 5.0)
+
+    async def simulate_camera(self, present: bool) -> None:
+        await self._control({"cmd": "simulate", "device": "camera", "present": present})
+
+    async def _control(self, payload: dict[str, Any], wait: float = 5.0) -> dict[str, Any]:
+        try:
+            reply = await asyncio.to_thread(control_request, self.layout.socket, payload, wait)
+        except ControlError as exc:
+            raise DemoError(f"kiosk control socket: {exc}") from None
+        if not reply.get("ok"):
+            raise DemoError(f"kiosk refused {payload.get('cmd')}: {reply.get('error')}")
+        return reply
+
+    async def server_state(self) -> dict[str, Any]:
+        return await self._http("GET", "/state")
+
+    async def fault(self, name: str, **body: Any) -> Any:
+        return (await self._http("POST", f"/{name}", body)).get("result")
+
+    async def _http(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.control_url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+
+        def call() -> dict[str, Any]:
+            try:
+                with urllib.request.urlopen(req, timeout=5.0) as resp:
+                    out: dict[str, Any] = json.loads(resp.read())
+                    return out
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")
+                raise DemoError(f"test double refused {method} {path}: {detail}") from None
+            except (OSError, ValueError) as exc:
+                raise DemoError(f"test double unreachable ({method} {path}): {exc}") from None
+
+        return await asyncio.to_thread(call)
+
+    def speaker_level(self) -> float:
+        """dBFS of what the kiosk played in the last 100 ms (-inf: silence or no speaker yet)."""
+        return self.speaker.read() if self.speaker is not None else -math.inf
+
+    def processes(self) -> dict[str, int | None]:
+        """Child pid -> exit status (None while running), for the panel and the tests."""
+        return {f"{n}[{p.pid}]": p.returncode for n, p in self._procs.items()}
+
+    async def aclose(self) -> None:
+        """Kiosk first (so it leaves the room and turns its LEDs off), then the double."""
+        if self._closed:
+            return
+        self._closed = True
+        for name in ("kiosk", "devserver"):
+            proc = self._procs.get(name)
+            if proc is None or proc.returncode is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                log.warning("%s did not stop within %g s: killing it", name, STOP_TIMEOUT)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self.speaker is not None:
+            self.speaker.close()
+        if os.environ.get("APPLIANCE_DEMO_KEEP") != "1":
+            shutil.rmtree(self.layout.root, ignore_errors=True)

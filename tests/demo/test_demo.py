@@ -1,0 +1,152 @@
+"""`appliance demo`: script mode and the live panel in a pseudo-terminal, processes cleaned up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+DEMO = [sys.executable, "-m", "appliance", "demo"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _demo_children() -> list[int]:
+    """Processes of a demo tree: the kiosk's and the double's command lines name the demo."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"appliance-demo-" in cmdline or b"kiosk-demo=" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def run_script(path: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*DEMO, "--script", str(path)], capture_output=True, text=True,
+                            timeout=timeout, stdin=subprocess.DEVNULL)
+    pids = [int(p) for p in re.findall(r"\[(\d+)\]", result.stdout.split("\n", 1)[0])]
+    assert pids, result.stdout + result.stderr
+    assert not [p for p in pids if _alive(p)], "demo left processes running"
+    return result
+
+
+def test_bad_script_names_the_line(tmp_path: Path) -> None:
+    script = tmp_path / "bad.script"
+    script.write_text("press mute\nfrobnicate now\nexpect status\n")
+    result = subprocess.run([*DEMO, "--script", str(script)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 65
+    assert f"{script}:2: unknown step 'frobnicate'" in result.stderr
+    assert f"{script}:3: `expect` takes 2..2 argument(s)" in result.stderr
+
+
+def test_panel_needs_a_terminal() -> None:
+    result = subprocess.run(DEMO, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 65
+    assert "--script FILE" in result.stderr
+
+
+@pytest.mark.e2e
+def test_script_smoke_mute_leave_join() -> None:
+    result = run_script(HERE / "smoke.script", timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "every expectation was met" in result.stdout
+    assert re.search(r"led\.mute=on", result.stdout)
+    assert re.search(r"status=left", result.stdout)
+
+
+@pytest.mark.e2e
+def test_script_fails_on_unmet_expectation(tmp_path: Path) -> None:
+    script = tmp_path / "never.script"
+    script.write_text("expect room connected within 60\nexpect intent left within 2\n")
+    result = run_script(script, timeout=120)
+    assert result.returncode == 1
+    assert "FAILED line 2: expected intent=left within 2 s, still intent=in-room" in result.stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_script_server_down_70s_then_back() -> None:
+    result = run_script(HERE / "outage.script", timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.search(r"status=(reconnecting|server_unreachable)", result.stdout)
+
+
+class Terminal:
+    """The demo in a pseudo-terminal: read what it draws, type keys."""
+
+    def __init__(self) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # child
+            os.environ["TERM"] = "xterm-256color"
+            os.environ["COLUMNS"], os.environ["LINES"] = "160", "50"
+            os.execv(sys.executable, DEMO)
+        self.screen = ""
+
+    def wait_for(self, pattern: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.screen):
+            left = deadline - time.monotonic()
+            assert left > 0, f"{pattern!r} not drawn within {timeout} s; last screen:\n" + (
+                self.screen[-2000:])
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 65536).decode(errors="replace")
+                except OSError:
+                    chunk = ""
+                self.screen = (self.screen + chunk)[-200_000:]
+
+    def type(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def exit_status(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with_status = os.waitpid(self.pid, os.WNOHANG)
+            if with_status[0] == self.pid:
+                return os.waitstatus_to_exitcode(with_status[1])
+            select.select([self.fd], [], [], 0.2)  # drain while waiting
+            with contextlib.suppress(OSError):
+                os.read(self.fd, 65536)
+        raise AssertionError("demo did not exit")
+
+
+@pytest.mark.e2e
+def test_panel_in_a_terminal_mute_then_quit() -> None:
+    term = Terminal()
+    try:
+        term.wait_for(r"room-kiosk appliance: demo", 60)
+        term.wait_for(r"with_others", 90)
+        term.type("m")
+        term.wait_for(r"pressed mute", 15)
+        term.wait_for(r"led\.mute: off -> on|mute: published -> ", 15)
+        term.type("q")
+        assert term.exit_status(20) == 0
+    finally:
+        if _alive(term.pid):
+            os.kill(term.pid, 9)
+            os.waitpid(term.pid, 0)
+        os.close(term.fd)
+    assert _demo_children() == []
