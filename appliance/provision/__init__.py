@@ -1,0 +1,1 @@
+"""Per-device provisioning: write device files into images, import them at first boot."""
