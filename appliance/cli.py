@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     "appliance.commands",
     "appliance.control.command",
     "appliance.devices.faultleds",
+    "appliance.provision.command",
     "appliance.devserver.command",
     "appliance.demo.command",
 )

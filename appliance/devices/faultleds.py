@@ -1,8 +1,8 @@
-"""`appliance fault-leds`: hold the configuration-fault pattern on the LEDs until stopped.
+"""`appliance fault-leds`: hold the configuration-fault pattern on the LEDs for a while.
 
-systemd starts it when `appliance run` exits 78 (EX_CONFIG), so a kiosk with a broken
-configuration blinks the documented fault code instead of going dark; it stops again as soon as
-the daemon starts (the units conflict).
+appliance.service runs it from ExecStopPost= when `appliance run` exited 78 (EX_CONFIG), for the
+pause before the next restart, so a kiosk with a broken configuration blinks the documented
+fault code instead of going dark, and picks up a corrected file on the next try.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def register(subparsers: Any) -> None:
         "(systemd runs it when the daemon exits 78)")
     parser.add_argument("--config", type=Path, metavar="FILE")
     parser.add_argument("--device-file", type=Path, metavar="FILE")
+    parser.add_argument("--seconds", type=float, metavar="S",
+                        help="stop by itself after S seconds (default: only on SIGTERM)")
     parser.set_defaults(func=cmd_fault_leds)
 
 
@@ -51,7 +53,7 @@ def cmd_fault_leds(args: argparse.Namespace, stop: threading.Event | None = None
         notifier.status("configuration fault: run `appliance check` (the LEDs show the fault "
                         "code)")
         notifier.ready()
-        stop.wait()
+        stop.wait(getattr(args, "seconds", None))
         notifier.stopping()
     finally:
         gpio.close()  # all LEDs off
