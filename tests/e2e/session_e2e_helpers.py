@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from state_waits import wait_state as _wait_state
+
 from appliance.config import (
     CameraConfig,
     Config,
@@ -43,13 +45,8 @@ def on_air(s: State) -> bool:
 
 async def wait_state(runner: Runner, predicate: Callable[[State], bool],
                      within: float = 20.0) -> State:
-    changed = asyncio.Event()
-    runner.add_listener(lambda _s: changed.set())
-    async with asyncio.timeout(within):
-        while not predicate(runner.state):
-            changed.clear()
-            await changed.wait()
-    return runner.state
+    """Like state_waits.wait_state with an end-to-end deadline (joins take real time)."""
+    return await _wait_state(runner, predicate, within)
 
 
 @asynccontextmanager

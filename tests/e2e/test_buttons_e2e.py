@@ -51,14 +51,13 @@ def gpio_of(runner: Runner) -> GpioFrontEnd:
     return gpio
 
 
-async def click(gpio: GpioFrontEnd, button: ButtonName, seconds: float = 0.05) -> None:
-    """Press and release a mock button; returns once its event is on the runner's queue."""
-    panel = gpio.button_panel
-    before = panel.posted(button)
-    gpio.drive(button, True)
-    await asyncio.sleep(seconds)  # how long the person holds the button: part of the scenario
-    gpio.drive(button, False)
-    assert await asyncio.to_thread(panel.wait_posted, button, before + 1, 10.0)
+async def click(runner: Runner, button: ButtonName, seconds: float = 0.05) -> None:
+    """Press a mock button for `seconds` through the daemon's control socket (the same pin
+    driving the demo uses); returns once its event is on the runner's queue."""
+    reply = await asyncio.to_thread(
+        cli.request, runner.cfg.control.socket,
+        {"cmd": "hold", "button": button.value, "seconds": seconds}, seconds + 10.0)
+    assert reply["ok"] and reply["posted"], reply
 
 
 def led(gpio: GpioFrontEnd, pin: int) -> float:
@@ -77,12 +76,12 @@ async def test_mute_button_mutes_at_the_double_and_lights_the_mute_led(
         await wait_state(runner, on_air)
         gpio = gpio_of(runner)
         assert led(gpio, MUTE_LED) == 0.0  # live microphone: mute LED dark
-        await click(gpio, ButtonName.MUTE)
+        await click(runner, ButtonName.MUTE)
         await devserver.wait_for(lambda: audio_muted_at_double(devserver) is True, timeout=15,
                                  what="the kiosk's microphone muted at the double")
         await wait_state(runner, lambda s: s.mic_muted)
         assert led(gpio, MUTE_LED) == 1.0
-        await click(gpio, ButtonName.MUTE)
+        await click(runner, ButtonName.MUTE)
         await devserver.wait_for(lambda: audio_muted_at_double(devserver) is False, timeout=15,
                                  what="the kiosk's microphone unmuted at the double")
         await wait_state(runner, lambda s: s.mic_live)
@@ -110,7 +109,7 @@ async def test_leave_press_leaves_and_stays_out_then_join_press_returns(
     async with running_session(cfg_for(devserver, sock), devices=True) as runner:
         await wait_state(runner, on_air)
         gpio = gpio_of(runner)
-        await click(gpio, ButtonName.LEAVE)
+        await click(runner, ButtonName.LEAVE)
         await devserver.wait_for(lambda: devserver.participant(ROOM, IDENTITY) is None,
                                  timeout=15, what="the kiosk gone from the room")
         s = await wait_state(runner, lambda s: s.room is RoomState.DISCONNECTED)
@@ -120,7 +119,7 @@ async def test_leave_press_leaves_and_stays_out_then_join_press_returns(
         with pytest.raises(TimeoutError):  # stays out: no reconnect (bounded look, 5 s)
             await devserver.wait_for(lambda: devserver.participant(ROOM, IDENTITY) is not None,
                                      timeout=5, what="an unwanted reconnect")
-        await click(gpio, ButtonName.LEAVE)
+        await click(runner, ButtonName.LEAVE)
         await wait_state(runner, on_air, within=30)
         assert devserver.participant(ROOM, IDENTITY) is not None
 
@@ -130,7 +129,7 @@ async def test_long_mute_press_is_camera_privacy(devserver: Any, sock: Path) -> 
         await wait_state(runner, on_air)
         gpio = gpio_of(runner)
         assert led(gpio, CAMERA_LED) == 1.0
-        await click(gpio, ButtonName.MUTE, seconds=MUTE_HOLD + 0.3)
+        await click(runner, ButtonName.MUTE, seconds=MUTE_HOLD + 0.3)
 
         def video_tracks() -> int:
             p = devserver.participant(ROOM, IDENTITY)

@@ -12,7 +12,6 @@ import pytest
 from appliance.config import Config, LiveKitConfig, ReconnectConfig, WatchdogConfig
 from appliance.rtc.fake import FakeLink, FakeMedia, FakeTokens
 from appliance.session.backoff import Backoff
-from appliance.session.model import State
 from appliance.session.runner import Runner
 from appliance.systemd import Notifier
 
@@ -24,18 +23,6 @@ def fast_config(**reconnect: float) -> Config:
     return Config(livekit=LiveKitConfig(url="ws://fake", room="lobby", identity="kiosk-1",
                                         token="static-token-value"),
                   reconnect=ReconnectConfig(**rc), watchdog=WatchdogConfig())
-
-
-async def wait_state(runner: Runner, predicate: Callable[[State], bool],
-                     within: float = 5.0) -> State:
-    """Wait (woken by state changes) until predicate(runner.state) holds."""
-    changed = asyncio.Event()
-    runner.add_listener(lambda _s: changed.set())
-    async with asyncio.timeout(within):
-        while not predicate(runner.state):
-            changed.clear()
-            await changed.wait()
-    return runner.state
 
 
 @dataclass

@@ -6,7 +6,8 @@ import asyncio
 import threading
 from typing import Any
 
-from session_helpers import fast_config, wait_state
+from session_helpers import fast_config
+from state_waits import wait_state
 
 from appliance.errors import AuthRejected, TokenError
 from appliance.session.link import Progress

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from session_helpers import fast_config, wait_state
+from session_helpers import fast_config
+from state_waits import wait_state
 
 from appliance.config import Config, WatchdogConfig
 from appliance.session.model import RoomState, StopRequested
