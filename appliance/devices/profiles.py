@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from appliance.errors import ConfigError
-from appliance.indicators import Colour, LedName
+from appliance.indicators import LedName
 from appliance.session.model import ButtonName
 
 HARDWARE_ENV = "APPLIANCE_HARDWARE_DIR"
@@ -49,10 +49,6 @@ class LedSpec:
     def pin(self, role: str) -> int | None:
         return dict(self.pins).get(role)
 
-    @property
-    def colours(self) -> tuple[Colour, ...]:
-        return tuple(Colour(role) for role, _ in self.pins if role != "pin")
-
 
 @dataclass(frozen=True)
 class BoardProfile:
@@ -72,17 +68,6 @@ class BoardProfile:
     def led(self, name: LedName) -> LedSpec | None:
         return dict(self.leds).get(name)
 
-    def used_pins(self) -> dict[int, str]:
-        """pin -> the key that uses it (every pin appears once: the loader checks)."""
-        used: dict[int, str] = {}
-        for bname, b in self.buttons:
-            used[b.pin] = f"buttons.{bname.value}.pin"
-        for lname, led in self.leds:
-            for role, pin in led.pins:
-                used[pin] = f"leds.{lname.value}.{role}"
-        for pin in self.hold_low:
-            used[pin] = "hold_low"
-        return used
 
 
 def hardware_dirs() -> list[Path]:
