@@ -73,8 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import faulthandler
 
-    from appliance.session.app import run_session  # livekit is a heavy import: only here
+    from appliance.kiosk import run_kiosk  # livekit is a heavy import: only here
 
     faulthandler.enable()  # the unit's WatchdogSignal=SIGABRT then leaves a traceback
 
-    return asyncio.run(run_session(cfg))
+    return asyncio.run(run_kiosk(cfg))

@@ -16,8 +16,9 @@ from appliance.session.model import (
     Quality,
     RoomState,
     State,
-    TrackState,
+    TrackKind,
 )
+from appliance.session.truth import on_air
 
 
 class LedName(enum.Enum):
@@ -203,18 +204,25 @@ def status_kind(state: State) -> StatusKind:
 
 
 def mute_led_on(state: State) -> bool:
-    """On unless LiveKit reports our microphone track published and unmuted: audio may flow."""
-    return not (state.microphone is TrackState.PUBLISHED and not state.mic_muted)
+    """On (red) unless the room really hears us: `truth.on_air` for the microphone."""
+    return not on_air(state, TrackKind.MICROPHONE)
+
+
+def shown_quality(state: State) -> Quality:
+    """The server's last report while in the room; LOST while the SDK resumes (nothing gets
+    through then, whatever the last report said); nothing (UNKNOWN) out of the room."""
+    if state.stopping or state.room not in JOINED_ROOM_STATES:
+        return Quality.UNKNOWN
+    return Quality.LOST if state.room is RoomState.RECONNECTING else state.quality
 
 
 def indicators(state: State) -> dict[LedName, Pattern]:
     """The one place LED patterns come from: a pure function of the observed state."""
-    joined = state.room in JOINED_ROOM_STATES and not state.stopping
     return {
         LedName.STATUS: STATUS_PATTERNS[status_kind(state)],
         LedName.MUTE: MUTE_ON if mute_led_on(state) else OFF,
-        LedName.CAMERA: CAMERA_ON if state.video_live else OFF,
-        LedName.QUALITY: QUALITY_PATTERNS[state.quality] if joined else OFF,
+        LedName.CAMERA: CAMERA_ON if on_air(state, TrackKind.CAMERA) else OFF,
+        LedName.QUALITY: QUALITY_PATTERNS[shown_quality(state)],
     }
 
 
@@ -230,15 +238,17 @@ def doc_rows() -> list[tuple[str, str, Pattern]]:
     """(LED, meaning, pattern) for every documented indication, in README order."""
     rows = [("status", kind.value, STATUS_PATTERNS[kind]) for kind in StatusKind]
     rows += [
-        ("mute", "microphone not published, or published and muted as LiveKit reports it",
-         MUTE_ON),
-        ("mute", "microphone published and unmuted: the room can hear you", OFF),
-        ("camera", "video frames are being published", CAMERA_ON),
-        ("camera", "no video going out (privacy, no camera, not in the room)", OFF),
+        ("mute", "the room cannot hear you: muted, not in the room, no microphone, or its "
+         "audio stopped reaching the server", MUTE_ON),
+        ("mute", "in the room, microphone published, unmuted and its audio flowing", OFF),
+        ("camera", "in the room, camera published, unmuted and its video flowing", CAMERA_ON),
+        ("camera", "no video reaching the room (privacy, audio-only rung, muted by the "
+         "server, no camera, stalled, not in the room)", OFF),
     ]
     rows += [(
-        "quality", f"connection quality {q.value}" + (" / not in the room" if q is Quality.UNKNOWN
-                                                      else ""), QUALITY_PATTERNS[q])
+        "quality", f"connection quality {q.value}" + {
+            Quality.UNKNOWN: " / not in the room", Quality.LOST: " / the SDK is resuming"}.get(
+            q, ""), QUALITY_PATTERNS[q])
         for q in Quality]
     return rows
 

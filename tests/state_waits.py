@@ -13,9 +13,12 @@ async def wait_state(runner: Runner, predicate: Callable[[State], bool],
                      within: float = 5.0) -> State:
     """Wait until predicate(runner.state) holds; TimeoutError after `within` seconds."""
     changed = asyncio.Event()
-    runner.add_listener(lambda _s: changed.set())
-    async with asyncio.timeout(within):
-        while not predicate(runner.state):
-            changed.clear()
-            await changed.wait()
+    remove = runner.add_listener(lambda _s: changed.set())
+    try:
+        async with asyncio.timeout(within):
+            while not predicate(runner.state):
+                changed.clear()
+                await changed.wait()
+    finally:
+        remove()
     return runner.state

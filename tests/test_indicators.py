@@ -24,7 +24,15 @@ from appliance.indicators import (
     indicators,
     status_kind,
 )
-from appliance.session.model import Fault, Intent, Quality, RoomState, State, TrackState
+from appliance.session.model import (
+    Fault,
+    Intent,
+    Quality,
+    RoomState,
+    State,
+    TrackKind,
+    TrackState,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTION_FAULTS = {Fault.NO_NETWORK, Fault.SERVER_UNREACHABLE, Fault.AUTH_REJECTED,
@@ -72,9 +80,25 @@ MEDIA_AXES = {
     "microphone": list(TrackState),
     "mic_muted": [False, True],
     "camera": list(TrackState),
+    "camera_muted": [False, True],
     "camera_privacy": [False, True],
+    "stalled": [frozenset(), frozenset({TrackKind.MICROPHONE}), frozenset({TrackKind.CAMERA})],
     "quality": list(Quality),
 }
+
+
+def mic_heard(s: State) -> bool:
+    """The README's rule, restated: the room hears the microphone."""
+    return (s.room is RoomState.CONNECTED and not s.stopping
+            and s.microphone is TrackState.PUBLISHED and not s.mic_muted
+            and TrackKind.MICROPHONE not in s.stalled)
+
+
+def video_seen(s: State) -> bool:
+    return (s.room is RoomState.CONNECTED and not s.stopping
+            and s.camera is TrackState.PUBLISHED and not s.camera_muted
+            and not s.camera_privacy and s.ladder.rung.size is not None
+            and TrackKind.CAMERA not in s.stalled)
 
 
 def product(axes: dict[str, list[object]]) -> list[State]:
@@ -97,13 +121,11 @@ def test_every_status_state_shows_its_documented_pattern() -> None:
 def test_every_media_state_drives_mute_camera_and_quality_leds() -> None:
     for s in product(MEDIA_AXES):
         leds = indicators(s)
-        mic_out = s.microphone is TrackState.PUBLISHED and not s.mic_muted
-        assert leds[LedName.MUTE] == (OFF if mic_out else MUTE_ON), s
-        video_out = (s.room is RoomState.CONNECTED and s.camera is TrackState.PUBLISHED
-                     and not s.camera_privacy)
-        assert leds[LedName.CAMERA] == (CAMERA_ON if video_out else OFF), s
-        joined = s.room in (RoomState.CONNECTED, RoomState.RECONNECTING)
-        assert leds[LedName.QUALITY] == (QUALITY_PATTERNS[s.quality] if joined else OFF), s
+        assert leds[LedName.MUTE] == (OFF if mic_heard(s) else MUTE_ON), s
+        assert leds[LedName.CAMERA] == (CAMERA_ON if video_seen(s) else OFF), s
+        quality = {RoomState.CONNECTED: QUALITY_PATTERNS[s.quality],
+                   RoomState.RECONNECTING: QUALITY_PATTERNS[Quality.LOST]}.get(s.room, OFF)
+        assert leds[LedName.QUALITY] == quality, s
 
 
 def test_a_remote_mute_request_not_yet_confirmed_leaves_the_mute_led_off() -> None:
@@ -119,6 +141,7 @@ def test_a_remote_mute_request_not_yet_confirmed_leaves_the_mute_led_off() -> No
     remotes=st.frozensets(st.sampled_from(["a", "b", "c"])),
     camera=st.sampled_from(TrackState), microphone=st.sampled_from(TrackState),
     mic_muted=st.booleans(), mic_mute_wanted=st.booleans(), camera_privacy=st.booleans(),
+    camera_muted=st.booleans(), stalled=st.frozensets(st.sampled_from(TrackKind)),
     attempt=st.integers(0, 5), next_retry_at=st.none() | st.floats(0, 100),
     stopping=st.booleans(),
 ))
@@ -127,9 +150,8 @@ def test_random_states_follow_the_rules_and_the_function_is_pure(s: State) -> No
     assert set(leds) == set(LedName)
     assert leds == indicators(dataclasses.replace(s))  # same input, same output
     assert leds[LedName.STATUS] == STATUS_PATTERNS[expected_status(s)]
-    audio_may_flow = s.microphone is TrackState.PUBLISHED and not s.mic_muted
-    assert (leds[LedName.MUTE] == MUTE_ON) is (not audio_may_flow)
-    assert (leds[LedName.CAMERA] == CAMERA_ON) == s.video_live
+    assert (leds[LedName.MUTE] == MUTE_ON) is (not mic_heard(s))
+    assert (leds[LedName.CAMERA] == CAMERA_ON) == video_seen(s) == s.video_live
 
 
 def test_status_patterns_are_told_apart_by_shape_alone() -> None:

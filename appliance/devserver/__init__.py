@@ -2,7 +2,7 @@
 
 Production is LiveKit server or LiveKit Cloud. This package lets the real `livekit.rtc.Room`
 run against a loopback server so the SDK's own join, publish, subscribe, resume and rejoin
-code is exercised for real (DESIGN.md section 6 lists the protocol facts it relies on).
+code is exercised for real (README "The LiveKit test double" lists the protocol facts it relies on).
 
 In-process use (tests, demo)::
 

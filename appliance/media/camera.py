@@ -63,18 +63,29 @@ class CameraPipeline:
         return pipeline
 
     def set_mode(self, mode: VideoMode | None) -> None:
-        """Switch capture size (the device reopens between frames) or pause with None."""
+        """Switch capture size (the device reopens between frames) or pause with None.
+
+        Pausing does not mute the track: the session mutes it (so subscribers see the camera as
+        muted, not frozen) and so knows the mute is its own.
+        """
         with self._wake:
             if mode == self._wanted:
                 return
-            paused_before = self._wanted is None
             self._wanted = mode
+            # Interrupt before the thread can act on the change: interrupting after it reopened
+            # the device would leave the new session interrupted (the test camera then spins).
+            self.device.interrupt()
             self._wake.notify_all()
-        self.device.interrupt()
-        if mode is None:
-            self.track.mute()  # subscribers see the camera as muted, not frozen
-        elif paused_before:
+
+    def set_muted(self, muted: bool) -> bool:
+        """Mute/unmute the track in LiveKit; True if its flag flipped (an echo will follow)."""
+        if bool(self.track.muted) == muted:
+            return False
+        if muted:
+            self.track.mute()
+        else:
             self.track.unmute()
+        return True
 
     def _run(self) -> None:
         reason = ""

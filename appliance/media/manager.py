@@ -1,4 +1,4 @@
-"""MediaManager: the session's MediaLayer: camera, microphone, speaker and degradation."""
+"""MediaManager: the session's MediaLayer: camera, microphone and speaker, as the session asks."""
 
 from __future__ import annotations
 
@@ -21,13 +21,12 @@ from appliance.media.backends import (
     speaker_factory,
 )
 from appliance.media.camera import CameraPipeline
-from appliance.media.degradation import Ladder, LadderPolicy, build_rungs
 from appliance.media.microphone import MicrophonePipeline
 from appliance.media.speaker import Speaker
 from appliance.media.supervisor import RetryPolicy, TrackSupervisor
 from appliance.media.video import VideoMode
 from appliance.session.media import Post
-from appliance.session.model import DegradationChanged, Event, Quality, TrackKind
+from appliance.session.model import Event, TrackKind
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +43,16 @@ class MediaOverrides:
     microphone: Callable[[], AudioCapture] | None = None
     speaker: Callable[[], AudioPlayback] | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    ladder: LadderPolicy | None = None  # None: camera.degrade_after / restore_after
     use_config_devices: bool = True  # False: only the overrides above exist
 
 
 class MediaManager:
     """Implements `appliance.session.media.MediaLayer`.
 
-    Besides the protocol, the session adapter calls `publish_options(kind)` when publishing,
-    `remote_track_subscribed/unsubscribed(identity, track)` (the link's RemoteTrackSink) for
-    the speaker, and `on_connection_quality(quality)` for the local participant's quality.
+    Besides the protocol, the room link calls `publish_options(kind)` when publishing and
+    `remote_track_subscribed/unsubscribed(identity, track)` (its RemoteTrackSink) for the
+    speaker. It keeps only what it must to execute: the session's last mute wishes and video
+    mode, applied to devices opened later.
     """
 
     def __init__(self, cfg: Config, overrides: MediaOverrides | None = None, *,
@@ -67,10 +66,8 @@ class MediaManager:
         self.microphone: TrackSupervisor[MicrophonePipeline] | None = None
         self.speaker: Speaker | None = None
         self.apm: rtc.AudioProcessingModule | None = None
-        self._mic_muted = False
-        self._ladder = Ladder(build_rungs(cfg.camera.width, cfg.camera.height),
-                              self._over.ladder or ladder_policy(cfg))
-        self._ladder_timer: asyncio.TimerHandle | None = None
+        self._muted = {TrackKind.CAMERA: False, TrackKind.MICROPHONE: False}
+        self._video_size: tuple[int, int] | None = (cfg.camera.width, cfg.camera.height)
         self._started = False
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -123,12 +120,19 @@ class MediaManager:
                 tracks[sup.kind] = sup.pipeline.track
         return tracks
 
-    async def set_microphone_muted(self, muted: bool) -> None:
-        self._mic_muted = muted
-        pipeline = self.microphone.pipeline if self.microphone else None
+    async def set_track_muted(self, kind: TrackKind, muted: bool) -> bool:
+        self._muted[kind] = muted
+        sup = self.camera if kind is TrackKind.CAMERA else self.microphone
+        pipeline = sup.pipeline if sup is not None else None
+        flipped = pipeline.set_muted(muted) if pipeline is not None else False
+        log.info("%s %s", kind.value, "muted" if muted else "unmuted")
+        return flipped
+
+    async def set_video_mode(self, size: tuple[int, int] | None) -> None:
+        self._video_size = size
+        pipeline = self.camera.pipeline if self.camera else None
         if pipeline is not None:
-            pipeline.set_muted(muted)
-        log.info("microphone %s", "muted" if muted else "unmuted")
+            pipeline.set_mode(self._mode())
 
     async def set_camera_enabled(self, enabled: bool) -> None:
         if self.camera is not None:
@@ -150,8 +154,6 @@ class MediaManager:
         if self._closed:
             return
         self._closed = True
-        if self._ladder_timer is not None:
-            self._ladder_timer.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for part in (self.speaker, self.camera, self.microphone):
             if part is None:
@@ -198,18 +200,10 @@ class MediaManager:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def on_connection_quality(self, quality: Quality) -> None:
-        """Our own connection quality changed (call on the event loop)."""
-        self._ladder_apply(*self._ladder.observe(quality, self._clock()))
-
-    @property
-    def degradation(self) -> Ladder:
-        return self._ladder
-
     # -- internals --------------------------------------------------------------------------
 
     def _mode(self) -> VideoMode | None:
-        size = self._ladder.rung.size
+        size = self._video_size
         return None if size is None else VideoMode(size[0], size[1], self.cfg.camera.fps)
 
     async def _open_camera(self) -> CameraPipeline:
@@ -221,37 +215,14 @@ class MediaManager:
                                              encoded=choice.encoded)
         if mode is None:
             pipeline.set_mode(None)  # acquired while degraded to audio only
+        if self._muted[TrackKind.CAMERA]:
+            pipeline.set_muted(True)  # before it is ever published
         return pipeline
 
     async def _open_microphone(self, factory: Callable[[], AudioCapture]) -> MicrophonePipeline:
-        return await MicrophonePipeline.open(factory(), self.apm, muted=self._mic_muted,
+        return await MicrophonePipeline.open(factory(), self.apm,
+                                             muted=self._muted[TrackKind.MICROPHONE],
                                              echo_delay_ms=ECHO_DELAY_MS)
-
-    def _ladder_apply(self, ladder: Ladder, moved: object) -> None:
-        self._ladder = ladder
-        if moved is not None:
-            rung = ladder.rung
-            self._post(DegradationChanged(at=self._clock(), rung=ladder.index,
-                                          label="" if ladder.index == 0 else rung.label))
-            pipeline = self.camera.pipeline if self.camera else None
-            if pipeline is not None:
-                pipeline.set_mode(self._mode())
-        if self._ladder_timer is not None:
-            self._ladder_timer.cancel()
-            self._ladder_timer = None
-        due = ladder.next_due()
-        if due is not None and not self._closed:
-            loop = asyncio.get_running_loop()
-            self._ladder_timer = loop.call_later(max(0.0, due - self._clock()), self._ladder_tick)
-
-    def _ladder_tick(self) -> None:
-        self._ladder_timer = None
-        self._ladder_apply(*self._ladder.tick(self._clock()))
-
-
-def ladder_policy(cfg: Config) -> LadderPolicy:
-    """Degradation timing from `camera.degrade_after` / `camera.restore_after`."""
-    return LadderPolicy(down_after=cfg.camera.degrade_after, up_after=cfg.camera.restore_after)
 
 
 def _drop(event: Event) -> None:

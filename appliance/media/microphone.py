@@ -66,14 +66,19 @@ class MicrophonePipeline:
     def muted(self) -> bool:
         return self._muted
 
-    def set_muted(self, muted: bool) -> None:
-        """Mute for real: the track is muted in LiveKit and captured audio is dropped."""
+    def set_muted(self, muted: bool) -> bool:
+        """Mute for real: the track is muted in LiveKit and captured audio is dropped.
+
+        Returns True if the track's LiveKit flag flipped (so the SDK will echo the change).
+        """
         self._muted = muted
+        flipped = bool(self.track.muted) != muted
         if muted:
             self.track.mute()
             self.source.clear_queue()  # what was queued before the press must not go out
         else:
             self.track.unmute()
+        return flipped
 
     def _run(self) -> None:
         reason = ""

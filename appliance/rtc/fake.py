@@ -9,24 +9,48 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.errors import TokenError
-from appliance.session.link import JoinFailed, Progress
-from appliance.session.model import Event, TrackKind, TrackState, TrackStateChanged
+from appliance.session.link import JoinFailed
+from appliance.session.model import (
+    Event,
+    LocalTrackMuted,
+    RoomDisconnected,
+    RoomReconnected,
+    RoomReconnecting,
+    TrackKind,
+    TrackState,
+    TrackStateChanged,
+)
+from appliance.session.stall import Progress
 
 
 @dataclass
 class FakeTrack:
+    """A local track; `on_flip` is how the FakeLink hears a mute change to echo it back."""
+
     name: str
     muted: bool = False
+    on_flip: Callable[[FakeTrack], None] | None = None
+    ended: bool = False  # its device is gone: no media flows any more
 
     def mute(self) -> None:
-        self.muted = True
+        self._set(True)
 
     def unmute(self) -> None:
-        self.muted = False
+        self._set(False)
+
+    def _set(self, muted: bool) -> None:
+        if muted != self.muted:
+            self.muted = muted
+            if self.on_flip is not None:
+                self.on_flip(self)
 
 
 class FakeLink:
-    """Joins succeed unless an outcome is queued (`fail_next`); `gate` holds a join open."""
+    """Joins succeed unless an outcome is queued (`fail_next`); `gate` holds a join open.
+
+    Like the SDK it echoes every mute flip of a published track as LocalTrackMuted, and
+    `server_mute` mutes a published track the way a server's MutePublishedTrack does.
+    """
 
     def __init__(self, post: Callable[[Event], None],
                  clock: Callable[[], float] = lambda: asyncio.get_running_loop().time()) -> None:
@@ -37,6 +61,7 @@ class FakeLink:
         self.remotes: frozenset[str] = frozenset()
         self.gate: asyncio.Event | None = None
         self.connected = False
+        self.resuming = False
         self.in_flight = 0
         self.max_in_flight = 0
         self.published: dict[TrackKind, Any] = {}
@@ -65,8 +90,7 @@ class FakeLink:
 
     async def disconnect(self) -> None:
         self.calls.append(("disconnect",))
-        self.connected = False
-        self.published.clear()
+        self._drop()
 
     async def publish(self, tracks: Mapping[TrackKind, Any], *, camera: bool) -> None:
         self.calls.append(("publish", tuple(sorted(k.value for k in tracks)), camera))
@@ -75,11 +99,60 @@ class FakeLink:
                 continue
             self.post(TrackStateChanged(self.clock(), kind, TrackState.PUBLISHING))
             self.published[kind] = track
-            self.post(TrackStateChanged(self.clock(), kind, TrackState.PUBLISHED))
+            track.on_flip = self._echo(kind)
+            self.post(TrackStateChanged(self.clock(), kind, TrackState.PUBLISHED,
+                                        muted=bool(track.muted)))
+
+    def _echo(self, kind: TrackKind) -> Callable[[FakeTrack], None]:
+        def echo(track: FakeTrack) -> None:
+            # Like the SDK's FFI events: delivered by the loop later, never inside the call.
+            if self.published.get(kind) is track:
+                event = LocalTrackMuted(self.clock(), kind, track.muted)
+                asyncio.get_running_loop().call_soon(self.post, event)
+        return echo
+
+    def sdk_resuming(self) -> None:
+        """The SDK lost signalling and is resuming (media does not reach the room meanwhile)."""
+        if self.connected:
+            self.resuming = True
+            self.post(RoomReconnecting(self.clock()))
+
+    def sdk_resumed(self) -> None:
+        if self.connected and self.resuming:
+            self.resuming = False
+            self.post(RoomReconnected(self.clock()))
+
+    def sdk_gave_up(self, reason: str = "SIGNAL_CLOSE") -> None:
+        """The SDK gave up on the room (or the server sent us away): the room is gone."""
+        if self.connected:
+            self._drop()
+            self.post(RoomDisconnected(self.clock(), reason))
+
+    def _drop(self) -> None:
+        self.connected = self.resuming = False
+        for track in self.published.values():
+            track.on_flip = None
+        self.published.clear()
+
+    def on_air(self, kind: TrackKind) -> bool:
+        """What the room really receives from us: the published, unmuted track."""
+        track = self.published.get(kind)
+        return (self.connected and not self.resuming and track is not None and not track.muted
+                and not track.ended)
+
+    def server_mute(self, kind: TrackKind, muted: bool) -> bool:
+        """The server asks the SDK to (un)mute our publication; False if none is published."""
+        track = self.published.get(kind)
+        if track is None:
+            return False
+        track._set(muted)
+        return True
 
     async def unpublish(self, kind: TrackKind) -> None:
         self.calls.append(("unpublish", kind.value))
-        if self.published.pop(kind, None) is not None:
+        track = self.published.pop(kind, None)
+        if track is not None:
+            track.on_flip = None
             self.post(TrackStateChanged(self.clock(), kind, TrackState.ACQUIRED, "unpublished"))
 
     async def progress(self) -> Mapping[TrackKind, Progress]:
@@ -91,11 +164,18 @@ class FakeLink:
 
 
 class FakeMedia:
-    """Two fake tracks that are ACQUIRED at start; records mute/camera calls."""
+    """Two fake tracks that are ACQUIRED at start; records mute/camera/mode calls.
+
+    `lose(kind)` and `replug(kind)` make a device vanish and come back with a fresh track.
+    """
 
     def __init__(self, *, camera: bool = True, microphone: bool = True) -> None:
         self.tracks: dict[TrackKind, FakeTrack] = {}
-        self.calls: list[tuple[str, bool]] = []
+        self.calls: list[tuple[str, Any]] = []
+        self.wanted_muted = {TrackKind.CAMERA: False, TrackKind.MICROPHONE: False}
+        self.video_size: tuple[int, int] | None = None
+        self.video_paused = False  # the session chose the audio-only rung
+        self.camera_enabled = True
         self._want = {TrackKind.CAMERA: camera, TrackKind.MICROPHONE: microphone}
         self._post: Callable[[Event], None] | None = None
         self.closed = 0
@@ -107,28 +187,50 @@ class FakeMedia:
                 self._acquire(kind)
 
     def _acquire(self, kind: TrackKind) -> None:
-        self.tracks[kind] = FakeTrack(kind.value)
+        self.tracks[kind] = FakeTrack(kind.value, muted=self.wanted_muted[kind])
+        self._emit(kind, TrackState.ACQUIRED)
+
+    def _emit(self, kind: TrackKind, state: TrackState, reason: str = "") -> None:
         if self._post is not None:
             now = asyncio.get_running_loop().time()
-            self._post(TrackStateChanged(now, kind, TrackState.ACQUIRED))
+            self._post(TrackStateChanged(now, kind, state, reason))
+
+    def lose(self, kind: TrackKind) -> None:
+        """The device vanished: its track is gone until `replug`."""
+        track = self.tracks.pop(kind, None)
+        if track is not None:
+            track.ended = True
+            self._emit(kind, TrackState.LOST, "unplugged")
+
+    def replug(self, kind: TrackKind) -> None:
+        if kind not in self.tracks and (kind is TrackKind.MICROPHONE or self.camera_enabled):
+            self._acquire(kind)
 
     def local_tracks(self) -> Mapping[TrackKind, Any]:
         return dict(self.tracks)
 
-    async def set_microphone_muted(self, muted: bool) -> None:
-        self.calls.append(("mic_muted", muted))
-        track = self.tracks.get(TrackKind.MICROPHONE)
-        if track is not None:
-            track.muted = muted
+    async def set_track_muted(self, kind: TrackKind, muted: bool) -> bool:
+        self.calls.append((f"{kind.value}_muted", muted))
+        self.wanted_muted[kind] = muted
+        track = self.tracks.get(kind)
+        if track is None or track.muted == muted:
+            return False
+        track._set(muted)
+        return True
+
+    async def set_video_mode(self, size: tuple[int, int] | None) -> None:
+        self.calls.append(("video_mode", size))
+        self.video_size = size
+        self.video_paused = size is None
 
     async def set_camera_enabled(self, enabled: bool) -> None:
         self.calls.append(("camera_enabled", enabled))
+        self.camera_enabled = enabled
         if enabled and TrackKind.CAMERA not in self.tracks:
             self._acquire(TrackKind.CAMERA)
-        elif (not enabled and self.tracks.pop(TrackKind.CAMERA, None) is not None
-              and self._post is not None):
-            now = asyncio.get_running_loop().time()
-            self._post(TrackStateChanged(now, TrackKind.CAMERA, TrackState.STOPPED))
+        elif not enabled and (track := self.tracks.pop(TrackKind.CAMERA, None)) is not None:
+            track.ended = True
+            self._emit(TrackKind.CAMERA, TrackState.STOPPED, "disabled")
 
     async def aclose(self) -> None:
         self.closed += 1

@@ -10,7 +10,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from livekit import rtc
 
-from appliance.session.link import JoinFailed, Progress, looks_like_auth
+from appliance.rtc.compat import refreshed_token, release_handles
+from appliance.session.link import JoinFailed, looks_like_auth
 from appliance.session.model import (
     ConnectionQualityChanged,
     Event,
@@ -26,12 +27,13 @@ from appliance.session.model import (
     TrackState,
     TrackStateChanged,
 )
+from appliance.session.stall import Progress
 from appliance.session.tokens import token_expiry
 
 log = logging.getLogger(__name__)
 
 # A leave the server never answers must not hold up a shutdown (systemd gives us 5 s in total).
-DISCONNECT_TIMEOUT = 2.0
+DISCONNECT_TIMEOUT = 1.5
 
 QUALITIES = {
     rtc.ConnectionQuality.QUALITY_EXCELLENT: Quality.EXCELLENT,
@@ -47,15 +49,13 @@ STATS_KINDS = {"audio": TrackKind.MICROPHONE, "video": TrackKind.CAMERA}
 @runtime_checkable
 class RemoteTrackSink(Protocol):
     """Optional media-layer hooks: the speaker plays what the room sends, the camera says how
-    it is published (codec, layers) and hears our connection quality (degradation ladder)."""
+    it is published (codec, layers)."""
 
     def remote_track_subscribed(self, identity: str, track: rtc.RemoteTrack) -> None: ...
 
     def remote_track_unsubscribed(self, identity: str, track: rtc.RemoteTrack) -> None: ...
 
     def publish_options(self, kind: TrackKind) -> rtc.TrackPublishOptions: ...
-
-    def on_connection_quality(self, quality: Quality) -> None: ...
 
 
 def disconnect_reason_name(reason: int) -> str:
@@ -65,34 +65,9 @@ def disconnect_reason_name(reason: int) -> str:
         return f"REASON_{reason}"
 
 
-def _dispose(owner: Any) -> None:
-    handle = getattr(owner, "_ffi_handle", None)
-    if handle is not None:
-        handle.dispose()
-
-
-def release_handles(room: rtc.Room) -> None:
-    """Drop a finished Room's native handles children first.
-
-    Left to the garbage collector, a cycle may drop the room's handle before its local
-    participant's, and the livekit 1.2.1 FFI then crashes the process (SIGSEGV, reproduced in
-    the 503-for-70-s e2e test). Private attributes, checked against room.py/participant.py 1.2.1;
-    disposing twice is a no-op in FfiHandle.
-    """
-    local = getattr(room, "_local_participant", None)
-    if local is not None:
-        for publication in list(local.track_publications.values()):
-            _dispose(publication)
-        _dispose(local)
-    for remote in list(room.remote_participants.values()):
-        for publication in list(remote.track_publications.values()):
-            _dispose(publication)
-        _dispose(remote)
-    _dispose(room)
-
-
-def _track(kind: TrackKind, state: TrackState, reason: str = "") -> Callable[[float], Event]:
-    return lambda at: TrackStateChanged(at, kind, state, reason)
+def _track(kind: TrackKind, state: TrackState, reason: str = "",
+           muted: bool = False) -> Callable[[float], Event]:
+    return lambda at: TrackStateChanged(at, kind, state, reason, muted)
 
 
 class LiveKitLink:
@@ -141,8 +116,6 @@ class LiveKitLink:
         def on_quality(participant: Any, quality: Any) -> None:
             if local(participant):
                 q = QUALITIES.get(quality, Quality.UNKNOWN)
-                if self._sink is not None and gen == self._gen:
-                    self._sink.on_connection_quality(q)
                 self._emit(gen, lambda at: ConnectionQualityChanged(at, q))
 
         def on_muted(muted: bool) -> Callable[[Any, Any], None]:
@@ -158,12 +131,12 @@ class LiveKitLink:
                 if kind is not None and kind in self._published:
                     track, _sid = self._published[kind]
                     self._published[kind] = (track, publication.sid)  # republish: a new sid
-                    self._emit(gen, _track(kind, state, "sdk"))
+                    self._emit(gen, _track(kind, state, "sdk", bool(publication.muted)))
             return handler
 
         def on_token() -> None:
-            token = getattr(room, "_token", None)  # room.py sets it on token_refreshed (1.2.1)
-            if isinstance(token, str) and token:
+            token = refreshed_token(room)
+            if token is not None:
                 if self._on_token is not None:
                     self._on_token(token)
                 self._emit(gen, lambda at: TokenRefreshed(at, token_expiry(token)))
@@ -256,7 +229,7 @@ class LiveKitLink:
             if gen != self._gen:
                 continue
             self._published[kind] = (track, publication.sid)
-            self._emit(gen, _track(kind, TrackState.PUBLISHED))
+            self._emit(gen, _track(kind, TrackState.PUBLISHED, muted=bool(publication.muted)))
 
     async def unpublish(self, kind: TrackKind) -> None:
         room, known = self._room, self._published.pop(kind, None)

@@ -1,9 +1,6 @@
-"""Retry delays: capped exponential growth with full jitter, a fast lane and a slow auth lane."""
+"""Retry delays, pure: capped exponential growth with full jitter and a slow auth lane."""
 
 from __future__ import annotations
-
-import random
-from collections.abc import Callable
 
 from appliance.config import ReconnectConfig
 
@@ -17,20 +14,12 @@ def ceiling(attempt: int, initial: float, cap: float) -> float:
     return min(cap, initial * (2.0**exponent))
 
 
-class Backoff:
-    """Turns (attempt, auth) into a delay; `rng` is injected so tests are deterministic."""
+def retry_delay(cfg: ReconnectConfig, attempt: int, draw: float, *, auth: bool = False) -> float:
+    """Full jitter: `draw` (uniform in [0, 1)) times the lane's ceiling, floored at MIN_DELAY.
 
-    def __init__(self, cfg: ReconnectConfig, rng: Callable[[], float] = random.random) -> None:
-        self.cfg = cfg
-        self._rng = rng
-
-    def ceiling(self, attempt: int, *, auth: bool = False) -> float:
-        cap = self.cfg.auth_backoff_max if auth else self.cfg.backoff_max
-        # Auth rejections start where the normal lane tops out: hammering a token service that
-        # says "no" helps nobody, but it may be fixed any minute, so we still come back.
-        initial = min(self.cfg.backoff_max, cap) if auth else self.cfg.backoff_initial
-        return ceiling(attempt, initial, cap)
-
-    def delay(self, attempt: int, *, auth: bool = False) -> float:
-        """Full jitter: uniform in [0, ceiling), floored at MIN_DELAY."""
-        return max(MIN_DELAY, self._rng() * self.ceiling(attempt, auth=auth))
+    Auth rejections start where the normal lane tops out: hammering a token service that says
+    "no" helps nobody, but it may be fixed any minute, so the kiosk still comes back.
+    """
+    cap = cfg.auth_backoff_max if auth else cfg.backoff_max
+    initial = min(cfg.backoff_max, cap) if auth else cfg.backoff_initial
+    return max(MIN_DELAY, draw * ceiling(attempt, initial, cap))

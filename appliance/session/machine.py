@@ -1,11 +1,17 @@
-"""The pure session machine: transition(state, event) -> (state, effects), table-driven."""
+"""The pure session machine: transition(state, event) -> (state, effects), table-driven.
+
+The machine is the only writer of the session's state: the room, each track, the degradation
+rung, camera privacy, mute wishes and observed mutes, the stall watch and the retry schedule.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from appliance.session.backoff import retry_delay
 from appliance.session.model import (
     CONNECTION_FAULTS,
     JOINED_ROOM_STATES,
@@ -17,21 +23,20 @@ from appliance.session.model import (
     ConnectFailed,
     ConnectionQualityChanged,
     ConnectRequested,
-    DegradationChanged,
     Disconnect,
     Effect,
     Event,
     Fault,
     Intent,
+    JoinFailure,
     LocalTrackMuted,
-    MediaStalled,
-    MuteRequestedByServer,
+    MediaProgressSampled,
+    MuteApplied,
     NetworkChanged,
     ParticipantJoined,
     ParticipantLeft,
     PublishTracks,
     Quality,
-    RetryScheduled,
     RetryTimerFired,
     RoomConnected,
     RoomDisconnected,
@@ -40,7 +45,8 @@ from appliance.session.model import (
     RoomState,
     ScheduleRetry,
     SetCameraEnabled,
-    SetMicrophoneMuted,
+    SetTrackMuted,
+    SetVideoMode,
     Shutdown,
     State,
     StopRequested,
@@ -50,16 +56,13 @@ from appliance.session.model import (
     TrackState,
     TrackStateChanged,
 )
+from appliance.session.truth import PROGRESS_GRACE, sending
 
 Step = tuple[State, list[Effect]]
 Handler = Callable[[State, Any], Step]
 
 D, C, OK, R, X = (RoomState.DISCONNECTED, RoomState.CONNECTING, RoomState.CONNECTED,
                   RoomState.RECONNECTING, RoomState.DISCONNECTING)
-
-# SDK mute echoes of our own commands arrive within milliseconds; a contrary report inside this
-# window is a stale echo (e.g. a quick double press), not the server's wish.
-MUTE_ECHO_WINDOW = 0.5
 
 # Room-state changes the machine may make. DISCONNECTING -> CONNECTING is the forced rejoin
 # (leave long press, media stall): the old room is gone and the new join starts at once.
@@ -77,17 +80,30 @@ def noop(state: State, event: Event) -> Step:
     return state, []
 
 
+def jitter(identity: str, attempt: int, at: float) -> float:
+    """A uniform draw in [0, 1) that is a pure function of its inputs (full-jitter backoff).
+
+    Kiosks differ by identity, so a fleet that failed at the same instant spreads out; tests and
+    the herd simulation replay exactly.
+    """
+    digest = hashlib.blake2b(f"{identity}|{attempt}|{at:.6f}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
 def _connect(state: State, *, fresh: bool = False) -> Step:
     state = _replace(state, room=C, retry_pending=False, next_retry_at=None)
     return state, [CancelRetry(), Connect(state.attempt, fresh_token=fresh or state.auth_lane)]
 
 
 def _drop_room(state: State, reason: str) -> State:
-    """The room object is gone: nothing is published, nobody is with us."""
+    """The room object is gone: nothing is published, nobody is with us, no echo will come."""
     camera = TrackState.ACQUIRED if state.camera in ON_AIR_TRACK_STATES else state.camera
     mic = TrackState.ACQUIRED if state.microphone in ON_AIR_TRACK_STATES else state.microphone
     return _replace(state, room=D, remotes=frozenset(), quality=Quality.UNKNOWN, camera=camera,
-                    microphone=mic, connected_at=None, last_disconnect_reason=reason)
+                    microphone=mic, connected_at=None, last_disconnect_reason=reason,
+                    mic_muted=False, camera_muted=False, echoes=(), stall=state.stall.reset(),
+                    stalled=frozenset(), room_sid="",
+                    ladder=dataclasses.replace(state.ladder, quality=Quality.UNKNOWN))
 
 
 def _leave(state: State, reason: str) -> Step:
@@ -108,35 +124,46 @@ def on_connect_requested(state: State, ev: ConnectRequested) -> Step:
 def on_connected(state: State, ev: RoomConnected) -> Step:
     state = _replace(state, room=OK, link_fault=Fault.NONE, connected_at=ev.at,
                      remotes=ev.remotes, auth_lane=False, quality=Quality.UNKNOWN,
-                     extras=(("room_sid", ev.room_sid),) if ev.room_sid else ())
+                     room_sid=ev.room_sid)
     if state.stopping or state.intent is Intent.LEFT:
         return _leave(state, "shutdown" if state.stopping else "leave button")
     return state, [PublishTracks(camera=not state.camera_privacy)]
 
 
-def _retry_or_rest(state: State, *, auth: bool) -> Step:
+def _retry_or_rest(state: State, at: float, *, auth: bool) -> Step:
     if state.stopping:
         return state, [Shutdown()]
     if state.intent is Intent.LEFT:
         return state, []
-    return _replace(state, retry_pending=True, auth_lane=auth), [
-        ScheduleRetry(state.attempt, auth=auth)]
+    delay = retry_delay(state.policy, state.attempt, jitter(state.identity, state.attempt, at),
+                        auth=auth)
+    due = at + delay
+    return _replace(state, retry_pending=True, auth_lane=auth, next_retry_at=due), [
+        ScheduleRetry(due)]
+
+
+def _join_fault(state: State, cause: JoinFailure) -> Fault:
+    if cause is JoinFailure.AUTH:
+        return Fault.AUTH_REJECTED
+    if cause is JoinFailure.CONFIG:
+        return Fault.CONFIG_FAULT
+    return Fault.SERVER_UNREACHABLE if state.network_up else Fault.NO_NETWORK
 
 
 def on_connect_failed(state: State, ev: ConnectFailed) -> Step:
-    fault = Fault.AUTH_REJECTED if ev.auth else ev.fault
+    fault = _join_fault(state, ev.cause)
     state = _replace(_drop_room(state, ev.reason), link_fault=fault, attempt=state.attempt + 1)
-    return _retry_or_rest(state, auth=ev.auth)
+    return _retry_or_rest(state, ev.at, auth=ev.cause is JoinFailure.AUTH)
 
 
 def on_disconnected(state: State, ev: RoomDisconnected) -> Step:
     """The SDK gave up (or the server sent us away): retry with backoff while in-room."""
     stable = (state.connected_at is not None
-              and ev.at - state.connected_at >= state.stable_after)
+              and ev.at - state.connected_at >= state.policy.stable_after)
     attempt = (0 if stable else state.attempt) + 1
     state = _replace(_drop_room(state, ev.reason or "disconnected"), attempt=attempt,
-                     link_fault=Fault.SERVER_UNREACHABLE)
-    return _retry_or_rest(state, auth=False)
+                     link_fault=_join_fault(state, JoinFailure.UNREACHABLE))
+    return _retry_or_rest(state, ev.at, auth=False)
 
 
 def on_left(state: State, ev: RoomDisconnected | ConnectFailed) -> Step:
@@ -150,14 +177,11 @@ def on_left(state: State, ev: RoomDisconnected | ConnectFailed) -> Step:
 
 
 def on_reconnecting(state: State, ev: RoomReconnecting) -> Step:
-    return _replace(state, room=R), []
+    return _replace(state, room=R, stall=state.stall.reset(), stalled=frozenset()), []
 
 
 def on_reconnected(state: State, ev: RoomReconnected) -> Step:
-    effects: list[Effect] = []
-    if state.microphone is TrackState.PUBLISHED and state.mic_muted != state.mic_mute_wanted:
-        effects.append(SetMicrophoneMuted(state.mic_mute_wanted))
-    return _replace(state, room=OK), effects
+    return _reconcile_mutes(_replace(state, room=OK))
 
 
 def on_stop(state: State, ev: StopRequested) -> Step:
@@ -172,11 +196,7 @@ def on_stop(state: State, ev: StopRequested) -> Step:
     return _leave(state, "shutdown")
 
 
-# --- timers and the network -------------------------------------------------------------------
-
-def on_retry_scheduled(state: State, ev: RetryScheduled) -> Step:
-    return (_replace(state, next_retry_at=ev.due), []) if state.retry_pending else (state, [])
-
+# --- timers, the network and the media plane --------------------------------------------------
 
 def on_retry_fired(state: State, ev: RetryTimerFired) -> Step:
     if not state.retry_pending or state.stopping or state.intent is Intent.LEFT:
@@ -193,20 +213,34 @@ def on_network(state: State, ev: NetworkChanged) -> Step:
 
 def on_tick(state: State, ev: TickElapsed) -> Step:
     if (state.connected_at is not None and state.attempt
-            and ev.at - state.connected_at >= state.stable_after):
-        return _replace(state, attempt=0, auth_lane=False), []
-    return state, []
+            and ev.at - state.connected_at >= state.policy.stable_after):
+        state = _replace(state, attempt=0, auth_lane=False)
+    return _move_ladder(state, state.ladder.tick(ev.at)[0])
 
 
-def on_media_stalled(state: State, ev: MediaStalled) -> Step:
-    live = (state.mic_live if ev.kind is TrackKind.MICROPHONE else state.video_live)
-    if state.stopping or state.intent is Intent.LEFT or not live:
+def on_progress(state: State, ev: MediaProgressSampled) -> Step:
+    """Outbound counters: a track that stops progressing is not live, later forces a rejoin."""
+    samples = dict(ev.samples)
+    watch = state.stall
+    stalled: set[TrackKind] = set()
+    worst: tuple[float, TrackKind] | None = None
+    for kind in TrackKind:
+        watch = watch.observe(kind, ev.at, samples.get(kind), sending(state, kind))
+        seconds = watch.stalled_for(kind, ev.at)
+        if seconds >= PROGRESS_GRACE:
+            stalled.add(kind)
+        if seconds >= state.policy.media_stall_timeout and (worst is None or seconds > worst[0]):
+            worst = (seconds, kind)
+    state = _replace(state, stall=watch, stalled=frozenset(stalled))
+    if worst is None or state.stopping or state.intent is Intent.LEFT:
         return state, []
-    state = _replace(state, last_disconnect_reason=f"{ev.kind.value} media stalled")
-    return _leave(state, f"{ev.kind.value} media stalled for {ev.seconds:.0f} s")
+    seconds, kind = worst
+    state = _replace(state, stall=watch.reset(),
+                     last_disconnect_reason=f"{kind.value} media stalled")
+    return _leave(state, f"{kind.value} media stalled for {seconds:.0f} s with signalling up")
 
 
-# --- participants, quality, tracks ------------------------------------------------------------
+# --- participants, quality, the degradation ladder ----------------------------------------------
 
 def on_joined(state: State, ev: ParticipantJoined) -> Step:
     return _replace(state, remotes=state.remotes | {ev.identity}), []
@@ -217,11 +251,44 @@ def on_participant_left(state: State, ev: ParticipantLeft) -> Step:
 
 
 def on_quality(state: State, ev: ConnectionQualityChanged) -> Step:
-    return _replace(state, quality=ev.quality), []
+    state = _replace(state, quality=ev.quality)
+    return _move_ladder(state, state.ladder.observe(ev.quality, ev.at)[0])
 
 
-def on_degradation(state: State, ev: DegradationChanged) -> Step:
-    return _replace(state, degradation_rung=ev.rung, degradation_label=ev.label), []
+def _camera_mute_wanted(state: State) -> bool:
+    return state.camera_remote_muted or state.ladder.rung.size is None
+
+
+def _move_ladder(state: State, ladder: Any) -> Step:
+    """Adopt the ladder's new value; a new rung switches the capture and the camera's mute."""
+    if ladder == state.ladder:
+        return state, []
+    moved = ladder.index != state.ladder.index
+    state = _replace(state, ladder=ladder)
+    if not moved:
+        return state, []
+    effects: list[Effect] = [SetVideoMode(ladder.rung.size)]
+    state, more = _reconcile_mutes(state)
+    return state, effects + more
+
+
+# --- tracks and mutes -------------------------------------------------------------------------
+
+def _reconcile_mutes(state: State) -> Step:
+    """Command every published track whose observed mute differs from what we want."""
+    if state.room is not OK or state.stopping:
+        return state, []
+    effects: list[Effect] = []
+    wanted = {TrackKind.MICROPHONE: state.mic_mute_wanted,
+              TrackKind.CAMERA: _camera_mute_wanted(state)}
+    for kind, want in wanted.items():
+        if state.track(kind) is not TrackState.PUBLISHED:
+            continue
+        due = [m for k, m in state.echoes if k is kind]
+        believed = due[-1] if due else state.muted(kind)  # what the SDK will hold once echoed
+        if believed != want:
+            effects.append(SetTrackMuted(kind, want))
+    return state, effects
 
 
 def on_track(state: State, ev: TrackStateChanged) -> Step:
@@ -229,48 +296,69 @@ def on_track(state: State, ev: TrackStateChanged) -> Step:
         return state, []  # a publish that finished after its room died: not on air
     before = state.track(ev.kind)
     state = state.with_track(ev.kind, ev.state)
-    effects: list[Effect] = []
+    if ev.state is not TrackState.PUBLISHED and before is TrackState.PUBLISHED:
+        # The publication is gone: no echo of it will come, its counters mean nothing now.
+        state = _replace(state, echoes=tuple(e for e in state.echoes if e[0] is not ev.kind),
+                         stall=state.stall.reset(ev.kind), stalled=state.stalled - {ev.kind},
+                         **{_muted_field(ev.kind): False})
     if (ev.state is TrackState.ACQUIRED and before is TrackState.PUBLISHING and state.room is OK
             and not state.stopping and state.intent is Intent.IN_ROOM):
         # The publish failed while the room is up: a fresh join beats a kiosk nobody sees.
         return _leave(_replace(state, last_disconnect_reason="publish failed"),
                       f"{ev.kind.value} publish failed: {ev.reason}")
     if ev.state is TrackState.PUBLISHED:
-        if ev.kind is TrackKind.MICROPHONE and state.mic_muted != state.mic_mute_wanted:
-            state = _replace(state, mic_commanded_at=ev.at)
-            effects.append(SetMicrophoneMuted(state.mic_mute_wanted))
+        state = _replace(state, echoes=tuple(e for e in state.echoes if e[0] is not ev.kind),
+                         stall=state.stall.reset(ev.kind), stalled=state.stalled - {ev.kind},
+                         **{_muted_field(ev.kind): ev.muted})
         if ev.kind is TrackKind.CAMERA and state.camera_privacy:
-            effects.append(SetCameraEnabled(False))
-    elif (ev.state is TrackState.ACQUIRED and before not in ON_AIR_TRACK_STATES
-          and state.room is OK and not state.stopping
-          and (ev.kind is TrackKind.MICROPHONE or not state.camera_privacy)):
-        effects.append(PublishTracks(camera=not state.camera_privacy))  # device came (back)
-    return state, effects
+            return state, [SetCameraEnabled(False)]
+        return _reconcile_mutes(state)
+    if (ev.state is TrackState.ACQUIRED and before not in ON_AIR_TRACK_STATES
+            and state.room is OK and not state.stopping
+            and (ev.kind is TrackKind.MICROPHONE or not state.camera_privacy)):
+        return state, [PublishTracks(camera=not state.camera_privacy)]  # device came (back)
+    return state, []
 
 
-def _observed_mute(state: State, kind: TrackKind, muted: bool, at: float, echo: bool) -> Step:
-    if kind is TrackKind.CAMERA:
-        if muted and not state.camera_privacy:  # honour a server mute as privacy
-            return _replace(state, camera_privacy=True), [SetCameraEnabled(False)]
-        return state, []  # we never unmute a camera someone else muted
-    state = _replace(state, mic_muted=muted)
-    if muted == state.mic_mute_wanted:
+def _muted_field(kind: TrackKind) -> str:
+    return "camera_muted" if kind is TrackKind.CAMERA else "mic_muted"
+
+
+def on_mute_applied(state: State, ev: MuteApplied) -> Step:
+    """Our command ran: the SDK's track flag now reads `muted` (LiveKit's own flag, read back).
+
+    If the call flipped it, the SDK will also echo the change; that echo is then ours.
+    """
+    if state.track(ev.kind) is not TrackState.PUBLISHED:
         return state, []
-    last = state.mic_commanded_at
-    if echo and last is not None and at - last < MUTE_ECHO_WINDOW:
-        return state, []  # our own earlier command echoing back
-    if muted:
-        return _replace(state, mic_mute_wanted=True), []  # honour the server's mute
-    # Only a person at the kiosk may unmute it: refuse a remote unmute.
-    return _replace(state, mic_commanded_at=at), [SetMicrophoneMuted(True)]
+    state = _replace(state, **{_muted_field(ev.kind): ev.muted})
+    if ev.changed:
+        state = _replace(state, echoes=(*state.echoes, (ev.kind, ev.muted)))
+    return state, []
 
 
 def on_local_muted(state: State, ev: LocalTrackMuted) -> Step:
-    return _observed_mute(state, ev.kind, ev.muted, ev.at, echo=True)
+    """The SDK's mute report: the head echo if it matches (ours), else the server's doing."""
+    if state.track(ev.kind) not in ON_AIR_TRACK_STATES:
+        return state, []  # a report about a publication we no longer have
+    state = _replace(state, **{_muted_field(ev.kind): ev.muted})
+    mine = [i for i, (k, _) in enumerate(state.echoes) if k is ev.kind]
+    if mine and state.echoes[mine[0]][1] == ev.muted:
+        echoes = state.echoes[:mine[0]] + state.echoes[mine[0] + 1:]
+        return _replace(state, echoes=echoes), []
+    return _server_mute(state, ev.kind, ev.muted)
 
 
-def on_server_mute(state: State, ev: MuteRequestedByServer) -> Step:
-    return _observed_mute(state, ev.kind, ev.muted, ev.at, echo=False)
+def _server_mute(state: State, kind: TrackKind, muted: bool) -> Step:
+    """A mute we did not command. Honour a mute; refuse an unmute (only a person may unmute)."""
+    if muted:  # the SDK track is muted already; the media layer learns the wish for new tracks
+        field = "mic_mute_wanted" if kind is TrackKind.MICROPHONE else "camera_remote_muted"
+        return _replace(state, **{field: True}), [SetTrackMuted(kind, True)]
+    wanted = state.mic_mute_wanted if kind is TrackKind.MICROPHONE else _camera_mute_wanted(state)
+    if not wanted:
+        return state, []  # agrees with us: a late echo of an earlier unmute
+    state = _replace(state, remote_unmutes_refused=state.remote_unmutes_refused + 1)
+    return state, [SetTrackMuted(kind, True)]
 
 
 # --- buttons ----------------------------------------------------------------------------------
@@ -279,15 +367,21 @@ def on_button(state: State, ev: ButtonPressed) -> Step:
     if state.stopping:
         return state, []
     if ev.button is ButtonName.MUTE and not ev.long:
+        # Always told to the media layer, published or not: a microphone opened later starts
+        # muted and no captured audio is fed while the wish is "muted".
         wanted = not state.mic_mute_wanted
-        return _replace(state, mic_mute_wanted=wanted, mic_commanded_at=ev.at), [
-            SetMicrophoneMuted(wanted)]
+        return _replace(state, mic_mute_wanted=wanted), [SetTrackMuted(TrackKind.MICROPHONE,
+                                                                       wanted)]
     if ev.button is ButtonName.MUTE:
+        if state.camera_remote_muted and not state.camera_privacy:
+            # A person turns the camera back on after a server muted it: privacy stays off.
+            state = _replace(state, camera_remote_muted=False)
+            return state, [SetTrackMuted(TrackKind.CAMERA, _camera_mute_wanted(state))]
         privacy = not state.camera_privacy
         effects: list[Effect] = [SetCameraEnabled(not privacy)]
         if not privacy and state.room is OK:
             effects.append(PublishTracks(camera=True))
-        return _replace(state, camera_privacy=privacy), effects
+        return _replace(state, camera_privacy=privacy, camera_remote_muted=False), effects
     if ev.long:  # leave long: forced fresh rejoin
         state = _replace(state, intent=Intent.IN_ROOM, attempt=0, auth_lane=False)
         if state.room is D:
@@ -329,16 +423,14 @@ TABLE: Mapping[type[Event], Mapping[RoomState, Handler | None]] = {
     ConnectionQualityChanged: {D: noop,     C: on_quality, OK: on_quality, R: on_quality, X: noop},
     TokenRefreshed:          _every(noop),  # the adapter hands the token to the token source
     NetworkChanged:          _every(on_network),
-    MediaStalled:            {D: noop,      C: noop,  OK: on_media_stalled, R: noop,      X: noop},
-    RetryScheduled:          {D: on_retry_scheduled, C: noop, OK: noop,   R: noop,        X: noop},
+    MediaProgressSampled:    {D: noop,      C: noop,  OK: on_progress,    R: noop,        X: noop},
     RetryTimerFired:         {D: on_retry_fired, C: noop, OK: noop,       R: noop,        X: noop},
     TickElapsed:             _every(on_tick),
     StopRequested:           _every(on_stop),
     ButtonPressed:           _every(on_button),
     TrackStateChanged:       _every(on_track),
     LocalTrackMuted:         _every(on_local_muted),
-    MuteRequestedByServer:   _every(on_server_mute),
-    DegradationChanged:      _every(on_degradation),
+    MuteApplied:             _every(on_mute_applied),
 }
 
 

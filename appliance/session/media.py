@@ -17,16 +17,18 @@ Post = Callable[[Event], None]
 class MediaLayer(Protocol):
     """What the session needs from camera + microphone (+ speaker) code.
 
-    Contract:
+    Contract (the media layer reports device facts and executes; it decides nothing):
     - `start(post)` acquires devices (or learns they are absent) and returns; from then on it
-      posts `TrackStateChanged` (UNINITIALIZED..ACQUIRED, STOPPING, STOPPED, LOST) and
-      `DegradationChanged` through `post`, which is thread-safe. The session itself posts
-      PUBLISHING/PUBLISHED when it publishes a track and ACQUIRED again when the room goes.
+      posts `TrackStateChanged` (ACQUIRING, ACQUIRED, STOPPING, STOPPED, LOST) through `post`,
+      which is thread-safe. The room link posts PUBLISHING/PUBLISHED for the tracks it publishes.
     - `local_tracks()` returns the tracks that exist right now (ACQUIRED ones); the session
       publishes them on every (re)join. Return a new track object after a device was re-acquired.
-    - `set_microphone_muted` calls `LocalAudioTrack.mute()/unmute()` (so LiveKit reports it) and
-      may also stop feeding frames; `set_camera_enabled(False)` stops the camera (privacy). The
-      session unpublishes the camera track BEFORE calling it and republishes after enabling.
+    - `set_track_muted(kind, muted)` calls the track's `mute()/unmute()` (so LiveKit reports it),
+      remembers the wish for tracks opened later (they start muted) and, for the microphone,
+      stops feeding audio; returns whether the SDK track's mute flag flipped.
+    - `set_camera_enabled(False)` stops the camera (privacy); the session unpublishes the camera
+      track BEFORE calling it and republishes after enabling.
+    - `set_video_mode(size)` captures at `size`, or pauses capture with None (audio only).
     - `aclose()` releases every device; safe to call twice.
     """
 
@@ -34,9 +36,11 @@ class MediaLayer(Protocol):
 
     def local_tracks(self) -> Mapping[TrackKind, rtc.LocalTrack]: ...
 
-    async def set_microphone_muted(self, muted: bool) -> None: ...
+    async def set_track_muted(self, kind: TrackKind, muted: bool) -> bool: ...
 
     async def set_camera_enabled(self, enabled: bool) -> None: ...
+
+    async def set_video_mode(self, size: tuple[int, int] | None) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -45,8 +49,9 @@ class NullMedia:
     """No camera, no microphone: lets `appliance run` join and hold a room before media exists."""
 
     def __init__(self) -> None:
-        self.microphone_muted = False
+        self.muted: dict[TrackKind, bool] = {}
         self.camera_enabled = True
+        self.video_size: tuple[int, int] | None = None
         self.closed = False
 
     async def start(self, post: Post) -> None:
@@ -55,11 +60,15 @@ class NullMedia:
     def local_tracks(self) -> Mapping[TrackKind, rtc.LocalTrack]:
         return {}
 
-    async def set_microphone_muted(self, muted: bool) -> None:
-        self.microphone_muted = muted
+    async def set_track_muted(self, kind: TrackKind, muted: bool) -> bool:
+        self.muted[kind] = muted
+        return False  # no track, so nothing in LiveKit flipped
 
     async def set_camera_enabled(self, enabled: bool) -> None:
         self.camera_enabled = enabled
+
+    async def set_video_mode(self, size: tuple[int, int] | None) -> None:
+        self.video_size = size
 
     async def aclose(self) -> None:
         self.closed = True

@@ -7,6 +7,12 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.config import ReconnectConfig
+from appliance.session.degradation import Ladder, Quality, Rung, build_rungs
+from appliance.session.stall import Progress, StallWatch
+
+__all__ = ["Progress", "Quality", "Rung"]  # re-exported: part of the session's vocabulary
+
 
 class RoomState(enum.Enum):
     DISCONNECTED = "disconnected"
@@ -16,10 +22,6 @@ class RoomState(enum.Enum):
     DISCONNECTING = "disconnecting"
 
 
-# A room object exists (or is being built) in these; a Connect is never issued from them.
-ACTIVE_ROOM_STATES = frozenset(
-    {RoomState.CONNECTING, RoomState.CONNECTED, RoomState.RECONNECTING, RoomState.DISCONNECTING}
-)
 # Signalling is (or was just) up: participants and quality updates mean something.
 JOINED_ROOM_STATES = frozenset({RoomState.CONNECTED, RoomState.RECONNECTING})
 
@@ -44,14 +46,6 @@ CONNECTION_FAULTS = frozenset(
 )
 
 
-class Quality(enum.Enum):
-    UNKNOWN = "unknown"
-    EXCELLENT = "excellent"
-    GOOD = "good"
-    POOR = "poor"
-    LOST = "lost"
-
-
 class TrackKind(enum.Enum):
     CAMERA = "camera"
     MICROPHONE = "microphone"
@@ -68,8 +62,6 @@ class TrackState(enum.Enum):
     LOST = "lost"  # the device vanished; the media layer re-acquires it by itself
 
 
-# A local track object exists and can be (re)published.
-PUBLISHABLE_TRACK_STATES = frozenset({TrackState.ACQUIRED})
 # Published to the room (or on its way): a room loss sends these back to ACQUIRED.
 ON_AIR_TRACK_STATES = frozenset({TrackState.PUBLISHING, TrackState.PUBLISHED})
 
@@ -81,6 +73,7 @@ class ButtonName(enum.Enum):
 
 # ---------------------------------------------------------------------------------------------
 # Events: every one carries `at`, monotonic seconds, so the machine never reads a clock.
+# Adapters post facts (what a device, the SDK or a person did); the machine decides.
 
 
 @dataclass(frozen=True)
@@ -96,23 +89,30 @@ class ButtonPressed(Event):
 
 @dataclass(frozen=True)
 class TrackStateChanged(Event):
+    """A device or publication fact. With PUBLISHED, `muted` is the new publication's flag."""
+
     kind: TrackKind
     state: TrackState
     reason: str = ""
+    muted: bool = False
 
 
 @dataclass(frozen=True)
 class LocalTrackMuted(Event):
-    """The SDK reports our own publication muted/unmuted (our echo or a server request)."""
+    """The SDK reports our publication muted/unmuted: the echo of our command or a server's."""
 
     kind: TrackKind
     muted: bool
 
 
 @dataclass(frozen=True)
-class MuteRequestedByServer(Event):
+class MuteApplied(Event):
+    """A SetTrackMuted was executed: the SDK track's flag now reads `muted`; `changed`: the
+    call flipped it, so the SDK's echo of it will follow."""
+
     kind: TrackKind
     muted: bool
+    changed: bool
 
 
 @dataclass(frozen=True)
@@ -120,10 +120,13 @@ class ConnectionQualityChanged(Event):
     quality: Quality
 
 
-@dataclass(frozen=True)
-class DegradationChanged(Event):
-    rung: int
-    label: str
+class JoinFailure(enum.Enum):
+    """Why a join did not complete, as the adapter saw it (the machine picks the fault)."""
+
+    UNREACHABLE = "unreachable"  # refused, reset, timed out, DNS: the server or the path
+    AUTH = "auth"  # 401/403 from the server or the token endpoint: the slow lane
+    CONFIG = "config"  # our own configuration cannot produce a token
+    CRASHED = "crashed"  # the join code raised something unexpected
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,7 @@ class RoomConnected(Event):
 @dataclass(frozen=True)
 class ConnectFailed(Event):
     reason: str
-    auth: bool = False  # 401/403 from the server or the token endpoint: the slow lane
-    fault: Fault = Fault.SERVER_UNREACHABLE
+    cause: JoinFailure = JoinFailure.UNREACHABLE
 
 
 @dataclass(frozen=True)
@@ -181,16 +183,10 @@ class NetworkChanged(Event):
 
 
 @dataclass(frozen=True)
-class MediaStalled(Event):
-    kind: TrackKind
-    seconds: float  # how long outbound bytes stood still
+class MediaProgressSampled(Event):
+    """Outbound media counters read from the SDK's stats while in the room."""
 
-
-@dataclass(frozen=True)
-class RetryScheduled(Event):
-    """The runner armed the retry timer (it applies the jitter): `due` is when it fires."""
-
-    due: float
+    samples: tuple[tuple[TrackKind, Progress], ...]
 
 
 @dataclass(frozen=True)
@@ -209,11 +205,10 @@ class StopRequested(Event):
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
-    ButtonPressed, TrackStateChanged, LocalTrackMuted, MuteRequestedByServer,
-    ConnectionQualityChanged, DegradationChanged, ConnectRequested, RoomConnected, ConnectFailed,
-    RoomReconnecting, RoomReconnected, RoomDisconnected, ParticipantJoined, ParticipantLeft,
-    TokenRefreshed, NetworkChanged, MediaStalled, RetryScheduled, RetryTimerFired, TickElapsed,
-    StopRequested,
+    ButtonPressed, TrackStateChanged, LocalTrackMuted, MuteApplied, ConnectionQualityChanged,
+    ConnectRequested, RoomConnected, ConnectFailed, RoomReconnecting, RoomReconnected,
+    RoomDisconnected, ParticipantJoined, ParticipantLeft, TokenRefreshed, NetworkChanged,
+    MediaProgressSampled, RetryTimerFired, TickElapsed, StopRequested,
 )
 
 
@@ -241,10 +236,9 @@ class Disconnect(Effect):
 
 @dataclass(frozen=True)
 class ScheduleRetry(Effect):
-    """Arm the retry timer; the runner turns (attempt, auth) into a jittered delay."""
+    """Arm the retry timer to fire at monotonic time `due` (the machine chose the jitter)."""
 
-    attempt: int
-    auth: bool = False
+    due: float
 
 
 @dataclass(frozen=True)
@@ -260,7 +254,10 @@ class PublishTracks(Effect):
 
 
 @dataclass(frozen=True)
-class SetMicrophoneMuted(Effect):
+class SetTrackMuted(Effect):
+    """Mute/unmute the local track in LiveKit (and stop feeding audio); answer MuteApplied."""
+
+    kind: TrackKind
     muted: bool
 
 
@@ -272,12 +269,20 @@ class SetCameraEnabled(Effect):
 
 
 @dataclass(frozen=True)
+class SetVideoMode(Effect):
+    """The degradation rung moved: capture at `size`, or pause capture (None, audio only)."""
+
+    size: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
 class Shutdown(Effect):
     """The room is left (or never was): release devices and end the runner."""
 
 
 # ---------------------------------------------------------------------------------------------
-# State: what the SDK, the server and the devices CONFIRMED, plus the kiosk's wishes.
+# State: what the SDK, the server and the devices CONFIRMED, plus the kiosk's wishes. The machine
+# is its only writer; indicators, STATUS=, the control socket and tests only read it.
 
 
 @dataclass(frozen=True)
@@ -292,12 +297,18 @@ class State:
     remotes: frozenset[str] = frozenset()
     camera: TrackState = TrackState.UNINITIALIZED
     microphone: TrackState = TrackState.UNINITIALIZED
-    mic_muted: bool = False  # as LiveKit reports it
-    mic_mute_wanted: bool = False  # the button's wish, applied whenever the track is published
-    mic_commanded_at: float | None = None  # last SetMicrophoneMuted, to spot stale SDK echoes
-    camera_privacy: bool = False  # wanted: camera stopped and unpublished
-    degradation_rung: int = 0
-    degradation_label: str = ""
+    mic_muted: bool = False  # observed: LiveKit's flag on the published microphone
+    camera_muted: bool = False  # observed: LiveKit's flag on the published camera
+    mic_mute_wanted: bool = False  # the person's wish (or a server mute we honoured)
+    camera_privacy: bool = False  # a person's hold: camera stopped and unpublished
+    camera_remote_muted: bool = False  # a server muted our camera; a person's hold undoes it
+    # Our own mute commands whose SDK echo is still due, oldest first: a report that matches the
+    # head is ours; any other report came from the server. Cleared when a publication goes.
+    echoes: tuple[tuple[TrackKind, bool], ...] = ()
+    remote_unmutes_refused: int = 0
+    ladder: Ladder = field(default_factory=lambda: Ladder(build_rungs(1280, 720)))
+    stall: StallWatch = field(default_factory=StallWatch)
+    stalled: frozenset[TrackKind] = frozenset()  # published, unmuted, but media not progressing
     attempt: int = 0  # consecutive failed joins; reset after `stable_after` in the room
     auth_lane: bool = False  # the last failure was an auth rejection: slow backoff
     retry_pending: bool = False  # a ScheduleRetry is armed and not yet fired or cancelled
@@ -306,9 +317,9 @@ class State:
     outside_since: float | None = None  # since when out of the room while intent is in-room
     network_up: bool = True
     stopping: bool = False
-    stable_after: float = 60.0  # copied from config: the machine needs it for backoff reset
+    policy: ReconnectConfig = field(default_factory=ReconnectConfig)
     last_disconnect_reason: str = ""
-    extras: tuple[tuple[str, str], ...] = field(default=())  # room sid etc., for the snapshot
+    room_sid: str = ""
 
     def track(self, kind: TrackKind) -> TrackState:
         return self.camera if kind is TrackKind.CAMERA else self.microphone
@@ -317,6 +328,9 @@ class State:
         if kind is TrackKind.CAMERA:
             return dataclasses.replace(self, camera=value)
         return dataclasses.replace(self, microphone=value)
+
+    def muted(self, kind: TrackKind) -> bool:
+        return self.camera_muted if kind is TrackKind.CAMERA else self.mic_muted
 
     @property
     def in_room(self) -> bool:
@@ -327,14 +341,26 @@ class State:
         return not self.remotes
 
     @property
+    def degradation_rung(self) -> int:
+        return self.ladder.index
+
+    @property
+    def degradation_label(self) -> str:
+        return "" if self.ladder.index == 0 else self.ladder.rung.label
+
+    @property
     def video_live(self) -> bool:
-        """Video frames are going out: camera published, not in privacy, room up."""
-        return self.in_room and self.camera is TrackState.PUBLISHED and not self.camera_privacy
+        """The camera LED's truth (see appliance.session.truth)."""
+        from appliance.session.truth import on_air
+
+        return on_air(self, TrackKind.CAMERA)
 
     @property
     def mic_live(self) -> bool:
-        """Audio is going out: the mic is published and LiveKit says it is not muted."""
-        return self.in_room and self.microphone is TrackState.PUBLISHED and not self.mic_muted
+        """The mute LED's truth, inverted (see appliance.session.truth)."""
+        from appliance.session.truth import on_air
+
+        return on_air(self, TrackKind.MICROPHONE)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready snapshot for the control socket and tests."""
@@ -342,6 +368,7 @@ class State:
             "identity": self.identity,
             "room_name": self.room_name,
             "room": self.room.value,
+            "room_sid": self.room_sid,
             "intent": self.intent.value,
             "fault": self.fault.value,
             "quality": self.quality.value,
@@ -349,9 +376,13 @@ class State:
             "tracks": {"camera": self.camera.value, "microphone": self.microphone.value},
             "mic_muted": self.mic_muted,
             "mic_mute_wanted": self.mic_mute_wanted,
+            "camera_muted": self.camera_muted,
             "camera_privacy": self.camera_privacy,
+            "camera_remote_muted": self.camera_remote_muted,
+            "remote_unmutes_refused": self.remote_unmutes_refused,
             "video_live": self.video_live,
             "mic_live": self.mic_live,
+            "stalled": sorted(k.value for k in self.stalled),
             "degradation": {"rung": self.degradation_rung, "label": self.degradation_label},
             "attempt": self.attempt,
             "retry_pending": self.retry_pending,
@@ -362,7 +393,43 @@ class State:
         }
 
 
+def initial_state(identity: str, room_name: str, policy: ReconnectConfig, *,
+                  camera_size: tuple[int, int] = (1280, 720),
+                  ladder_timing: tuple[float, float] = (10.0, 30.0)) -> State:
+    """The state a session starts in, with the configured policies filled in."""
+    from appliance.session.degradation import LadderPolicy
+
+    down, up = ladder_timing
+    return State(identity=identity, room_name=room_name, policy=policy,
+                 ladder=Ladder(build_rungs(*camera_size), LadderPolicy(down, up)))
+
+
 Snapshot = dict[str, Any]
+
+
+def _media_words(state: State) -> tuple[str, str]:
+    """How the status line names the microphone and the camera (observed, like the LEDs)."""
+    if state.mic_live:
+        mic = "mic live"
+    elif TrackKind.MICROPHONE in state.stalled:
+        mic = "mic stalled"
+    elif state.mic_muted or state.mic_mute_wanted:
+        mic = "mic muted"
+    else:
+        mic = f"mic {state.microphone.value}"
+    if state.camera_privacy:
+        cam = "camera private"
+    elif state.video_live:
+        cam = "camera live"
+    elif TrackKind.CAMERA in state.stalled:
+        cam = "camera stalled"
+    elif state.camera_remote_muted:
+        cam = "camera muted by the server"
+    elif state.camera_muted or state.ladder.rung.size is None:
+        cam = "camera paused"
+    else:
+        cam = f"camera {state.camera.value}"
+    return mic, cam
 
 
 def status_line(state: State, now: float | None = None) -> str:
@@ -373,11 +440,7 @@ def status_line(state: State, now: float | None = None) -> str:
     if state.room is RoomState.CONNECTED:
         n = len(state.remotes)
         others = "alone" if n == 0 else f"with {n} other{'s' if n != 1 else ''}"
-        mic = "mic live" if state.mic_live else (
-            "mic muted" if state.mic_muted or state.mic_mute_wanted else
-            f"mic {state.microphone.value}")
-        cam = ("camera private" if state.camera_privacy else
-               "camera live" if state.video_live else f"camera {state.camera.value}")
+        mic, cam = _media_words(state)
         line = (f"{who}: in room {state.room_name} {others}, quality {state.quality.value}, "
                 f"{mic}, {cam}")
         if state.degradation_label:

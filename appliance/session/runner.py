@@ -7,15 +7,14 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
 from appliance.config import Config
 from appliance.errors import AuthRejected, ConfigError, DeviceError, TokenError
 from appliance.session import machine
-from appliance.session.backoff import Backoff
-from appliance.session.link import JoinFailed, RoomLink, StallDetector
+from appliance.session.link import JoinFailed, RoomLink
 from appliance.session.media import MediaLayer
 from appliance.session.model import (
     CancelRetry,
@@ -25,24 +24,24 @@ from appliance.session.model import (
     Disconnect,
     Effect,
     Event,
-    Fault,
-    Intent,
-    LocalTrackMuted,
-    MediaStalled,
+    JoinFailure,
+    MediaProgressSampled,
+    MuteApplied,
     PublishTracks,
-    RetryScheduled,
     RetryTimerFired,
     RoomConnected,
     RoomDisconnected,
     RoomState,
     ScheduleRetry,
     SetCameraEnabled,
-    SetMicrophoneMuted,
+    SetTrackMuted,
+    SetVideoMode,
     Shutdown,
     State,
     StopRequested,
     TickElapsed,
     TrackKind,
+    initial_state,
     status_line,
 )
 from appliance.session.netwatch import NetWatch
@@ -50,14 +49,13 @@ from appliance.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
-# Something that hooks into a running session (buttons, LEDs, control socket): it gets the runner
-# (post events, read state, add_listener) and the exit stack to register its own aclose().
-Plugin = Callable[["Runner", AsyncExitStack], Awaitable[None]]
-
 JOIN_TIMEOUT = 60.0  # the SDK retries connect() 3 times itself; this only bounds a hang
-STOP_DEADLINE = 3.5  # systemd's 5 s budget minus teardown and interpreter shutdown
-TEARDOWN_STEP = 1.0
+STOP_DEADLINE = 2.5  # leaving the room may take this long before the runner ends regardless
+TEARDOWN_STEP = 0.5  # each resource's close; systemd's 5 s budget covers all of them
+ABANDON_AFTER = 0.75  # a join in flight gets this long, twice: to finish, then to cancel
 STATS_TIMEOUT = 5.0
+
+Listener = Callable[[State], object]
 
 
 class Runner:
@@ -65,22 +63,21 @@ class Runner:
 
     def __init__(self, cfg: Config, *, link_factory: Callable[[Callable[[Event], None]], RoomLink],
                  media: MediaLayer, tokens: Any, notifier: Notifier | None = None,
-                 clock: Callable[[], float] = time.monotonic, backoff: Backoff | None = None,
+                 clock: Callable[[], float] = time.monotonic,
                  tick: float = 1.0, stats_interval: float = 1.0,
-                 netwatch: NetWatch | bool | None = True,
-                 plugins: Sequence[Plugin] = ()) -> None:
+                 netwatch: NetWatch | bool | None = True) -> None:
         self.cfg = cfg
         self.clock = clock
         self.media = media
         self.tokens = tokens
         self.notifier = notifier or Notifier({})
-        self.backoff = backoff or Backoff(cfg.reconnect)
-        self.state = State(identity=cfg.livekit.identity, room_name=cfg.livekit.room,
-                           stable_after=cfg.reconnect.stable_after)
+        self.state = initial_state(
+            cfg.livekit.identity, cfg.livekit.room, cfg.reconnect,
+            camera_size=(cfg.camera.width, cfg.camera.height),
+            ladder_timing=(cfg.camera.degrade_after, cfg.camera.restore_after))
         wd = self.notifier.watchdog_interval
         self.tick = min(tick, wd / 2) if wd else tick
         self.stats_interval = stats_interval
-        self.stall = StallDetector(cfg.reconnect.media_stall_timeout)
         self._link_factory = link_factory
         self.link: RoomLink | None = None
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -88,40 +85,56 @@ class Runner:
         self._loop_thread: int | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._ops: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._op_running = False
         self._retry: asyncio.TimerHandle | None = None
         self._done = asyncio.Event()
         self._stop_at: float | None = None
         self._next_watchdog = 0.0
         self._escalated = False
-        self._listeners: list[Callable[[State], None]] = []
+        self._listeners: list[Listener] = []
         self._netwatch = (NetWatch(self.post, clock=clock) if netwatch is True
                           else netwatch or None)
-        self.plugins = tuple(plugins)
         self.unexpected = 0
         self.events_handled = 0
 
     # --- outside world ------------------------------------------------------------------------
+
+    def bind(self) -> None:
+        """Adopt the running loop, so `post` works from other threads before `run` starts."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
 
     def post(self, event: Event) -> None:
         """Queue an event from any thread (gpiozero callbacks run on their own threads)."""
         loop = self._loop
         if loop is None or threading.get_ident() == self._loop_thread:
             self._queue.put_nowait(event)
-        else:
+        elif not loop.is_closed():
             loop.call_soon_threadsafe(self._queue.put_nowait, event)
 
-    def add_listener(self, listener: Callable[[State], None]) -> None:
-        """Called on the loop thread with the new State after every change (LEDs, socket)."""
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(state)` on the loop thread after every change; returns its remover."""
         self._listeners.append(listener)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+        return remove
 
     def snapshot(self) -> dict[str, Any]:
         return self.state.as_dict()
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or executing: every event so far is applied, every effect done."""
+        return (self._queue.empty() and self._ops.empty() and not self._op_running
+                and "session.connect" not in self._tasks
+                and "session.disconnect" not in self._tasks)
+
     # --- the loop -----------------------------------------------------------------------------
 
     async def run(self) -> int:
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
+        self.bind()
         async with AsyncExitStack() as stack:
             stack.push_async_callback(self._safe, "tokens", self.tokens.aclose)
             stack.push_async_callback(self._safe, "media", self.media.aclose)
@@ -132,11 +145,9 @@ class Runner:
             self.link = self._link_factory(self.post)
             stack.push_async_callback(self._safe, "room link", self.link.aclose)
             stack.push_async_callback(self._cancel_tasks)
-            for plugin in self.plugins:
-                await plugin(self, stack)
             self._spawn("session.ticker", self._ticker())
             self._spawn("session.media-ops", self._run_ops())
-            self._spawn("session.stall-watch", self._stall_watch())
+            self._spawn("session.stats", self._sample_stats())
             if self._netwatch is not None:
                 self._spawn("session.netwatch", self._netwatch.run())
             self.notifier.status(status_line(self.state))
@@ -178,7 +189,7 @@ class Runner:
             self.state = new
             self._log_changes(old, new)
             self.notifier.status(status_line(new, self.clock()))
-            for listener in self._listeners:
+            for listener in list(self._listeners):
                 try:
                     listener(new)
                 except Exception:  # a broken LED must not stop the session; say so loudly
@@ -191,6 +202,14 @@ class Runner:
             before, after = getattr(old, name), getattr(new, name)
             if before != after:
                 log.info("%s: %s -> %s", name, before.value, after.value)
+        for name in ("mic_live", "video_live", "camera_privacy", "camera_remote_muted",
+                     "mic_mute_wanted"):
+            before, after = getattr(old, name), getattr(new, name)
+            if before != after:
+                log.info("%s: %s -> %s", name, before, after)
+        if old.ladder.index != new.ladder.index:
+            log.info("degradation: %s -> %s (quality %s)", old.ladder.rung.label,
+                     new.ladder.rung.label, new.quality.value)
         if old.remotes != new.remotes:
             log.info("participants: %s", ", ".join(sorted(new.remotes)) or "none (alone)")
 
@@ -215,49 +234,51 @@ class Runner:
 
     def _dispatch(self, effect: Effect) -> None:
         if isinstance(effect, Connect):
-            self._spawn("session.connect", self._connect(effect))
+            self._spawn("session.connect", self._connect(effect), on_crash=lambda: ConnectFailed(
+                self.clock(), "the join crashed", JoinFailure.CRASHED))
         elif isinstance(effect, Disconnect):
             connecting = self._tasks.get("session.connect")
-            if connecting is not None:
-                connecting.cancel()
-            self._spawn("session.disconnect", self._disconnect(effect.reason, connecting))
+            self._spawn("session.disconnect", self._disconnect(effect.reason, connecting),
+                        on_crash=lambda: RoomDisconnected(self.clock(), "disconnect crashed",
+                                                          client_initiated=True))
         elif isinstance(effect, ScheduleRetry):
-            self._arm_retry(effect)
+            self._arm_retry(effect.due)
         elif isinstance(effect, CancelRetry):
             if self._retry is not None:
                 self._retry.cancel()
                 self._retry = None
         elif isinstance(effect, PublishTracks):
             self._ops.put_nowait(lambda: self._publish(effect.camera))
-        elif isinstance(effect, SetMicrophoneMuted):
-            self._ops.put_nowait(lambda: self._set_mic(effect.muted))
+        elif isinstance(effect, SetTrackMuted):
+            self._ops.put_nowait(lambda: self._set_muted(effect.kind, effect.muted))
         elif isinstance(effect, SetCameraEnabled):
             self._ops.put_nowait(lambda: self._set_camera(effect.enabled))
+        elif isinstance(effect, SetVideoMode):
+            self._ops.put_nowait(lambda: self.media.set_video_mode(effect.size))
         elif isinstance(effect, Shutdown):
             self._done.set()
         else:
             log.error("no executor for effect %r", effect)
 
-    def _arm_retry(self, effect: ScheduleRetry) -> None:
+    def _arm_retry(self, due: float) -> None:
         assert self._loop is not None
         if self._retry is not None:
             self._retry.cancel()
-        delay = self.backoff.delay(effect.attempt, auth=effect.auth)
-        now = self.clock()
+        delay = max(0.0, due - self.clock())
         self._retry = self._loop.call_later(delay, lambda: self.post(RetryTimerFired(self.clock())))
-        lane = " (auth lane)" if effect.auth else ""
-        log.info("retry %d in %.1f s%s", effect.attempt, delay, lane)
-        self.post(RetryScheduled(now, due=now + delay))
+        lane = " (auth lane)" if self.state.auth_lane else ""
+        log.info("retry %d in %.1f s%s", self.state.attempt, delay, lane)
 
     async def _connect(self, effect: Connect) -> None:
         assert self.link is not None
         try:
             url, token = await self.tokens.get(fresh=effect.fresh_token)
         except AuthRejected as exc:
-            self.post(ConnectFailed(self.clock(), str(exc), auth=True))
+            self.post(ConnectFailed(self.clock(), str(exc), JoinFailure.AUTH))
             return
         except ConfigError as exc:
-            self.post(ConnectFailed(self.clock(), str(exc), fault=Fault.CONFIG_FAULT))
+            log.error("cannot get a token: %s", exc)
+            self.post(ConnectFailed(self.clock(), str(exc), JoinFailure.CONFIG))
             return
         except TokenError as exc:
             self.post(ConnectFailed(self.clock(), str(exc)))
@@ -267,21 +288,28 @@ class Runner:
             remotes = await asyncio.wait_for(self.link.connect(url, token), JOIN_TIMEOUT)
         except JoinFailed as exc:
             log.warning("join failed%s: %s", " (auth)" if exc.auth else "", exc.reason)
-            fault = Fault.SERVER_UNREACHABLE if self.state.network_up else Fault.NO_NETWORK
-            self.post(ConnectFailed(self.clock(), exc.reason, auth=exc.auth, fault=fault))
+            cause = JoinFailure.AUTH if exc.auth else JoinFailure.UNREACHABLE
+            self.post(ConnectFailed(self.clock(), exc.reason, cause))
             return
         except TimeoutError:
             self.post(ConnectFailed(self.clock(), f"join took over {JOIN_TIMEOUT:.0f} s"))
             return
-        self.stall.reset()
         self.post(RoomConnected(self.clock(), remotes=remotes))
 
     async def _disconnect(self, reason: str, connecting: asyncio.Task[None] | None) -> None:
         assert self.link is not None
         log.info("leaving the room: %s", reason)
-        if connecting is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await connecting
+        if connecting is not None and not connecting.done():
+            # Let a join in flight finish first (usually well under a second): a join cancelled
+            # inside the SDK leaves its native side waiting 15 s for us. One that hangs (the
+            # server does not answer) is cancelled, and abandoned if even that does not end it.
+            done, _ = await asyncio.wait({connecting}, timeout=ABANDON_AFTER)
+            if not done:
+                connecting.cancel()
+                done, _ = await asyncio.wait({connecting}, timeout=ABANDON_AFTER)
+                if not done:
+                    log.warning("the cancelled join did not end within %.1f s; abandoning it",
+                                ABANDON_AFTER)
         await self.link.disconnect()
         self.post(RoomDisconnected(self.clock(), reason, client_initiated=True))
 
@@ -290,11 +318,9 @@ class Runner:
         if self.state.room is RoomState.CONNECTED:
             await self.link.publish(self.media.local_tracks(), camera=camera)
 
-    async def _set_mic(self, muted: bool) -> None:
-        await self.media.set_microphone_muted(muted)
-        track = self.media.local_tracks().get(TrackKind.MICROPHONE)
-        if track is not None:  # what LiveKit now holds for the track, read back, not assumed
-            self.post(LocalTrackMuted(self.clock(), TrackKind.MICROPHONE, bool(track.muted)))
+    async def _set_muted(self, kind: TrackKind, muted: bool) -> None:
+        changed = await self.media.set_track_muted(kind, muted)
+        self.post(MuteApplied(self.clock(), kind, muted, changed))
 
     async def _set_camera(self, enabled: bool) -> None:
         assert self.link is not None
@@ -304,64 +330,55 @@ class Runner:
 
     # --- tasks --------------------------------------------------------------------------------
 
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(self._guard(name, coro), name=name)
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None], *,
+               on_crash: Callable[[], Event] | None = None) -> None:
+        """Run `coro` as a named task; if it raises, log it and post `on_crash()` (if given)."""
+        task = asyncio.get_running_loop().create_task(self._guard(name, coro, on_crash),
+                                                      name=name)
         self._tasks[name] = task
         task.add_done_callback(lambda t: self._tasks.pop(name, None)
                                if self._tasks.get(name) is t else None)
 
-    async def _guard(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+    async def _guard(self, name: str, coro: Coroutine[Any, Any, None],
+                     on_crash: Callable[[], Event] | None) -> None:
         try:
             await coro
         except asyncio.CancelledError:
             raise
         except Exception:  # an SDK surprise must not end the kiosk: log it, recover via events
             log.exception("task %s failed", name)
-            if name == "session.connect":
-                self.post(ConnectFailed(self.clock(), f"{name} crashed"))
-            elif name == "session.disconnect":
-                self.post(RoomDisconnected(self.clock(), "disconnect crashed",
-                                           client_initiated=True))
+            if on_crash is not None:
+                self.post(on_crash())
 
     async def _run_ops(self) -> None:
         while True:
             op = await self._ops.get()
+            self._op_running = True
             try:
                 await op()
             except Exception:  # one failed mute/publish must not stop later ones
                 log.exception("media operation failed")
+            finally:
+                self._op_running = False
 
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(self.tick)  # cadence of TickElapsed, not synchronisation
             self.post(TickElapsed(self.clock()))
 
-    async def _stall_watch(self) -> None:
+    async def _sample_stats(self) -> None:
+        """Read outbound media counters while in the room; the machine judges them."""
         while True:
             await asyncio.sleep(self.stats_interval)  # sampling cadence
-            state, link = self.state, self.link
-            if link is None or state.room is not RoomState.CONNECTED or state.stopping or (
-                    state.intent is Intent.LEFT):
-                self.stall.reset()
-                continue
-            live = {TrackKind.MICROPHONE: state.mic_live, TrackKind.CAMERA: state.video_live}
-            if not any(live.values()):
-                self.stall.reset()
+            link = self.link
+            if link is None or self.state.room is not RoomState.CONNECTED:
                 continue
             try:
                 progress = await asyncio.wait_for(link.progress(), STATS_TIMEOUT)
             except (TimeoutError, RuntimeError) as exc:
                 log.debug("no stats this round: %s", exc)
                 continue
-            now = self.clock()
-            for kind, is_live in live.items():
-                stalled = self.stall.observe(kind, now, progress.get(kind), is_live)
-                if stalled is not None:
-                    log.warning("%s media stalled for %.1f s with signalling up: forcing a "
-                                "rejoin", kind.value, stalled)
-                    self.stall.reset()
-                    self.post(MediaStalled(now, kind, stalled))
-                    break
+            self.post(MediaProgressSampled(self.clock(), tuple(progress.items())))
 
     async def _cancel_tasks(self) -> None:
         if self._retry is not None:

@@ -1,4 +1,4 @@
-"""Every fault of the double drives the SDK behaviour DESIGN.md section 6 describes."""
+"""Every fault of the double drives the SDK behaviour the README's test-double section names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Session e2e helpers: a Runner with the real SDK and test-backend media against the double."""
+"""Session e2e helpers: the daemon's own kiosk (real SDK, test-backend media) against the double."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from appliance.config import (
     ReconnectConfig,
     SpeakerConfig,
 )
-from appliance.session.app import build_runner
+from appliance.kiosk import Kiosk, build_kiosk
+from appliance.session.media import MediaLayer
 from appliance.session.model import State, StopRequested, TrackState
 from appliance.session.runner import Runner
 from appliance.systemd import Notifier
@@ -50,13 +51,21 @@ async def wait_state(runner: Runner, predicate: Callable[[State], bool],
 
 
 @asynccontextmanager
-async def running_session(cfg: Config, *, devices: bool = False) -> AsyncIterator[Runner]:
-    """The daemon's own wiring; `devices` adds its plugins (GPIO front end, control socket)."""
-    runner = build_runner(cfg, notifier=Notifier({}), plugins=None if devices else [])
-    task = asyncio.create_task(runner.run(), name="e2e-runner")
-    history: list[State] = []
+async def running_session(cfg: Config, *, devices: bool = False,
+                          media: MediaLayer | None = None) -> AsyncIterator[Runner]:
+    """The daemon's own wiring (`build_kiosk`), run as a task; yields its runner.
+
+    `devices` opens the GPIO front end and the control socket as `appliance run` does. The
+    kiosk is `runner.kiosk` (see `kiosk_of`); every state the runner went through is in
+    `runner.history`.
+    """
+    kiosk = build_kiosk(cfg, media=media, notifier=Notifier({}), devices=devices)
+    runner = kiosk.runner
+    history: list[State] = [runner.state]
     runner.add_listener(history.append)
     runner.history = history  # type: ignore[attr-defined]
+    runner.kiosk = kiosk  # type: ignore[attr-defined]
+    task = asyncio.create_task(kiosk.run(), name="e2e-kiosk")
     try:
         yield runner
     finally:
@@ -67,8 +76,20 @@ async def running_session(cfg: Config, *, devices: bool = False) -> AsyncIterato
         finally:
             if not task.done():
                 task.cancel()
-            # drop dead Rooms' native handles while the loop runs (see appliance.session.app)
+            # drop dead Rooms' native handles while the loop runs (see appliance.kiosk)
             gc.collect()
+
+
+def kiosk_of(runner: Runner) -> Kiosk:
+    """The kiosk `running_session` built around `runner`."""
+    kiosk: Kiosk = runner.kiosk  # type: ignore[attr-defined]
+    return kiosk
+
+
+def history_of(runner: Runner) -> list[State]:
+    """Every state the runner has been in since `running_session` built it, oldest first."""
+    history: list[State] = runner.history  # type: ignore[attr-defined]
+    return history
 
 
 def server_tracks(srv: Any) -> dict[str, str]:
@@ -83,5 +104,5 @@ def published_both(s: State) -> bool:
     return s.camera is TrackState.PUBLISHED and s.microphone is TrackState.PUBLISHED
 
 
-__all__ = ["FAST", "IDENTITY", "ROOM", "e2e_config", "on_air", "published_both",
-           "running_session", "server_tracks", "wait_state"]
+__all__ = ["FAST", "IDENTITY", "ROOM", "e2e_config", "history_of", "kiosk_of", "on_air",
+           "published_both", "running_session", "server_tracks", "wait_state"]

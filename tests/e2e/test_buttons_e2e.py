@@ -9,12 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from session_e2e_helpers import IDENTITY, ROOM, e2e_config, on_air, running_session, wait_state
+from session_e2e_helpers import (
+    IDENTITY,
+    ROOM,
+    e2e_config,
+    kiosk_of,
+    on_air,
+    running_session,
+    wait_state,
+)
 
 from appliance.config import Config, ControlConfig, GpioConfig
 from appliance.control import command as cli
 from appliance.devices.gpio import GpioFrontEnd
-from appliance.devices.session_plugin import front_end_for
 from appliance.indicators import (
     OFF,
     QUALITY_PATTERNS,
@@ -46,7 +53,7 @@ def cfg_for(devserver: Any, sock: Path) -> Config:
 
 
 def gpio_of(runner: Runner) -> GpioFrontEnd:
-    gpio = front_end_for(runner)
+    gpio = kiosk_of(runner).gpio
     assert gpio is not None and gpio.mock
     return gpio
 

@@ -1,8 +1,10 @@
 """Media end to end: the kiosk's media layer in a real SDK Room against the LiveKit test double.
 
-The kiosk side here is a thin stand-in for the session's link (publish what `local_tracks()`
-hands out with `publish_options()`, republish on ACQUIRED, forward subscriptions and quality),
-so these tests pin the media layer, not the session machine.
+Most tests here use a thin stand-in for the session's link (publish what `local_tracks()`
+hands out with `publish_options()`, republish on ACQUIRED, forward subscriptions), so they pin
+the media layer, not the session machine. The degradation ladder lives in the session machine,
+so its tests run the daemon's own kiosk (`build_kiosk`) and drive the connection quality the
+real way: the double tells the SDK.
 """
 
 from __future__ import annotations
@@ -18,24 +20,37 @@ from typing import Any
 import numpy as np
 import pytest
 from livekit import rtc
+from session_e2e_helpers import (
+    IDENTITY,
+    e2e_config,
+    history_of,
+    on_air,
+    published_both,
+    running_session,
+    wait_state,
+)
+from session_e2e_helpers import ROOM as SESSION_ROOM
 
 from appliance.config import AudioConfig, CameraConfig, Config, MicrophoneConfig, SpeakerConfig
+from appliance.devserver.model import Quality as ServerQuality
 from appliance.devserver.stats import dominant_frequency
 from appliance.media import MediaManager, MediaOverrides
 from appliance.media.audio import ToneCapture
 from appliance.media.backends import CameraChoice
-from appliance.media.degradation import LadderPolicy
 from appliance.media.pattern import CameraFaults, TestPatternCamera
 from appliance.media.supervisor import RetryPolicy
-from appliance.session.model import Event, Quality, TrackKind, TrackState, TrackStateChanged
+from appliance.session.model import (
+    Event,
+    Quality,
+    State,
+    TrackKind,
+    TrackState,
+    TrackStateChanged,
+)
 
 pytestmark = pytest.mark.e2e
 
 ROOM = "media"
-QUALITIES = {rtc.ConnectionQuality.QUALITY_EXCELLENT: Quality.EXCELLENT,
-             rtc.ConnectionQuality.QUALITY_GOOD: Quality.GOOD,
-             rtc.ConnectionQuality.QUALITY_POOR: Quality.POOR,
-             rtc.ConnectionQuality.QUALITY_LOST: Quality.LOST}
 FAST = RetryPolicy(initial=0.2, maximum=1.0, stable=5.0)
 
 
@@ -99,11 +114,6 @@ class Kiosk:
         @room.on("track_subscribed")
         def _sub(track: rtc.RemoteTrack, _pub: Any, participant: rtc.RemoteParticipant) -> None:
             self.media.remote_track_subscribed(participant.identity, track)
-
-        @room.on("connection_quality_changed")
-        def _quality(participant: rtc.Participant, quality: Any) -> None:
-            if participant.identity == room.local_participant.identity:
-                self.media.on_connection_quality(QUALITIES.get(quality, Quality.UNKNOWN))
 
         await self.media.start(self.post)
         await room.connect(url, token)
@@ -202,7 +212,7 @@ async def test_audio_mic_tone_mute_and_far_end_speaker(
     assert hz == pytest.approx(440, abs=5)
 
     # Muted: no tone energy reaches the double (nor the viewer).
-    await kiosk.media.set_microphone_muted(True)
+    assert await kiosk.media.set_track_muted(TrackKind.MICROPHONE, True)
     before = stats.audio.frames
     loud = rms(stats.audio.last_second())
     try:
@@ -214,7 +224,7 @@ async def test_audio_mic_tone_mute_and_far_end_speaker(
         # Nothing decoded at all is also "no tone energy": the SDK may stop sending.
         assert stats.audio.frames < before + 60, (rms(stats.audio.last_second()), loud)
     assert rms(await read_audio(viewer_track, 0.5, skip=0.3)) < loud * 0.01
-    await kiosk.media.set_microphone_muted(False)
+    assert await kiosk.media.set_track_muted(TrackKind.MICROPHONE, False)
 
     # A 1 kHz far-end tone comes out of the kiosk's speaker (the ALSA playback file).
     await devserver.add_far_end(ROOM, tone_hz=1000, video=False)
@@ -287,48 +297,112 @@ async def test_camera_lost_audio_flows_camera_republished(devserver: Any,
     assert audio_stats(devserver) is audio  # the microphone was never republished
 
 
-async def test_degradation_driven_by_quality_injection(devserver: Any,
-                                                       kiosk_factory: Any) -> None:
-    over = MediaOverrides(ladder=LadderPolicy(down_after=1.0, up_after=2.0), retry=FAST)
-    kiosk = await kiosk_factory(kiosk_config(width=1280, height=720, fps=15, mic="none",
-                                             speaker="none"), over)
-    stats = await devserver.wait_for(
-        lambda: (s := video_stats(devserver)) and s.video.stamped_frames >= 5 and s,
-        timeout=15, what="720p frames")
-    assert (stats.video.width, stats.video.height) == (1280, 720)
-    await devserver.faults.connection_quality("kiosk", "POOR")
-    await devserver.wait_for(lambda: stats.video.height == 360 or None, timeout=15,
-                             what="stepped down to 360p")
-    await devserver.wait_for(lambda: kiosk.media.degradation.rung.size is None or None,
-                             timeout=10, what="audio only")
-    assert kiosk.publications[TrackKind.CAMERA].track.muted
-    await devserver.faults.connection_quality("kiosk", "GOOD")
-    await devserver.wait_for(lambda: stats.video.height == 720 or None, timeout=20,
-                             what="back up to 720p")
-    rungs = [e.rung for e in kiosk.events if hasattr(e, "rung")]
-    assert rungs == [1, 2, 1, 0]
+def ladder_config(devserver: Any, width: int, height: int) -> Config:
+    """The session e2e configuration with a quick ladder: 1 s of POOR steps down, 2 s of
+    GOOD steps back up (the shipped 10 s / 30 s would make these tests long)."""
+    return dataclasses.replace(e2e_config(devserver), camera=CameraConfig(
+        backend="test", width=width, height=height, fps=15, degrade_after=1.0,
+        restore_after=2.0))
 
 
+def kiosk_video(devserver: Any) -> Any:
+    return devserver.track_stats(SESSION_ROOM, IDENTITY, "video")
+
+
+def video_muted_at_double(devserver: Any) -> bool | None:
+    """The double's mute flag on the kiosk's video publication (None: nothing published)."""
+    p = devserver.participant(SESSION_ROOM, IDENTITY)
+    tracks = [t for t in (p.tracks.values() if p else []) if t.kind == "video"]
+    return tracks[0].muted if len(tracks) == 1 else None
+
+
+def rungs_seen(history: list[State]) -> list[int]:
+    """The ladder's rung indices the runner went through, repeats folded."""
+    rungs: list[int] = []
+    for state in history:
+        if not rungs or rungs[-1] != state.ladder.index:
+            rungs.append(state.ladder.index)
+    return rungs
+
+
+async def test_degradation_driven_by_quality_injection(devserver: Any) -> None:
+    """Sustained POOR steps the camera 720p -> 360p -> audio only; GOOD brings 720p back."""
+    cfg = ladder_config(devserver, 1280, 720)
+    async with running_session(cfg) as runner:
+        await wait_state(runner, on_air)
+        stats = await devserver.wait_for(
+            lambda: (s := kiosk_video(devserver)) and s.video.stamped_frames >= 5 and s,
+            timeout=15, what="720p frames")
+        assert (stats.video.width, stats.video.height) == (1280, 720)
+        await devserver.faults.connection_quality(IDENTITY, ServerQuality.POOR)
+        await devserver.wait_for(lambda: stats.video.height == 360 or None, timeout=15,
+                                 what="stepped down to 360p")
+        s = await wait_state(runner, lambda s: s.ladder.rung.size is None and s.camera_muted,
+                             within=10)
+        assert s.quality is Quality.POOR and s.degradation_label == "audio only"
+        await devserver.wait_for(lambda: video_muted_at_double(devserver) is True, timeout=10,
+                                 what="the camera muted at the double (audio only)")
+        await devserver.faults.connection_quality(IDENTITY, ServerQuality.GOOD)
+        await devserver.wait_for(lambda: stats.video.height == 720 or None, timeout=20,
+                                 what="back up to 720p")
+        await wait_state(runner, lambda s: s.ladder.index == 0 and s.video_live, within=10)
+        assert kiosk_video(devserver) is stats  # muted and unmuted, never republished
+        assert rungs_seen(history_of(runner)) == [0, 1, 2, 1, 0]
+
+
+async def test_audio_only_rung_pauses_the_camera_and_good_quality_brings_it_back(
+        devserver: Any) -> None:
+    """Poor quality down to audio only: the camera is muted (not private) and its LED is dark;
+    good quality again: the same publication is unmuted and frames arrive again."""
+    cfg = ladder_config(devserver, 320, 240)  # rungs: 240p, audio only
+    async with running_session(cfg) as runner:
+        await wait_state(runner, on_air)
+        stats = await devserver.wait_for(
+            lambda: (s := kiosk_video(devserver)) and s.video.stamped_frames >= 5 and s,
+            timeout=15, what="kiosk video at the double")
+        assert video_muted_at_double(devserver) is False
+
+        await devserver.faults.connection_quality(IDENTITY, ServerQuality.POOR)
+        s = await wait_state(runner, lambda s: s.ladder.rung.size is None and s.camera_muted,
+                             within=10)
+        assert not s.video_live and s.mic_live  # the camera LED is dark, the microphone live
+        assert s.camera is TrackState.PUBLISHED  # paused and muted, not unpublished
+        await devserver.wait_for(lambda: video_muted_at_double(devserver) is True, timeout=10,
+                                 what="the camera muted at the double (audio only)")
+        assert runner.state.ladder.rung.size is None and not runner.state.video_live
+
+        frames_before = stats.video.frames
+        counter_before = stats.video.last_counter or 0
+        await devserver.faults.connection_quality(IDENTITY, ServerQuality.GOOD)
+        s = await wait_state(runner, lambda s: s.video_live, within=15)
+        assert s.camera is TrackState.PUBLISHED and s.ladder.index == 0 and not s.camera_muted
+        await devserver.wait_for(lambda: video_muted_at_double(devserver) is False, timeout=10,
+                                 what="the camera unmuted at the double")
+        await devserver.wait_for(
+            lambda: stats.video.frames >= frames_before + 10
+            and (stats.video.last_counter or 0) > counter_before, timeout=15,
+            what="fresh camera frames at the double again")
+        assert kiosk_video(devserver) is stats  # the same publication throughout
+
+        history = history_of(runner)
+        assert not any(h.camera_privacy for h in history)  # never mistaken for privacy
+        audio_only = [h for h in history if h.ladder.rung.size is None]
+        assert audio_only, "the audio-only rung was never reached"
+        assert not any(h.video_live for h in audio_only)  # the LED never lied on that rung
+        assert rungs_seen(history) == [0, 1, 0]
 
 
 async def test_session_runner_with_media_layer(devserver: Any) -> None:
     """The real session Runner drives MediaManager: published, camera lost and republished."""
-    from session_e2e_helpers import e2e_config, published_both, wait_state
-
-    from appliance.session.app import build_runner
-    from appliance.session.model import StopRequested
-    from appliance.systemd import Notifier
-
     faults = CameraFaults()
     cfg = dataclasses.replace(e2e_config(devserver), camera=CameraConfig(
         backend="test", width=320, height=240, fps=15))
     media = MediaManager(cfg, MediaOverrides(
         camera=CameraChoice("test", lambda: TestPatternCamera(faults), False, "test"),
         microphone=lambda: ToneCapture(440.0), retry=FAST, use_config_devices=False))
-    runner = build_runner(cfg, media=media, notifier=Notifier({}), plugins=[])
-    task = asyncio.create_task(runner.run(), name="media-e2e-runner")
     identity = cfg.livekit.identity
-    try:
+    async with running_session(cfg, media=media) as runner:
+        assert runner.media is media
         await wait_state(runner, published_both, within=20)
         audio = await devserver.wait_for(
             lambda: (s := devserver.track_stats(cfg.livekit.room, identity, "audio"))
@@ -346,7 +420,3 @@ async def test_session_runner_with_media_layer(devserver: Any) -> None:
             lambda: ((s := devserver.track_stats(cfg.livekit.room, identity, "video"))
             and s is not first and s.video.stamped_frames >= 5) or None, timeout=15,
             what="camera republished by the runner")
-    finally:
-        runner.post(StopRequested(runner.clock(), "test teardown"))
-        async with asyncio.timeout(10):
-            await task

@@ -146,6 +146,30 @@ async def test_sigterm_while_connecting_exits_within_5_s(devserver: Any, tmp_pat
     devserver.faults.thaw()
 
 
+# Offsets after the STATUS "joining" line: before the SDK's connect, inside it (the signalling
+# handshake, the peer connection) and right after it (ReadyForRoomEvent, first publish).
+JOIN_WINDOW_OFFSETS = (0.0, 0.005, 0.01, 0.02, 0.035, 0.05, 0.08, 0.12, 0.2, 0.35, 0.6)
+
+
+async def test_sigterm_anywhere_in_the_join_window_exits_0_within_5_s(
+        devserver: Any, tmp_path: Path, notify: Notifications) -> None:
+    cfg = write_config(tmp_path, devserver)
+    results = []
+    for offset in JOIN_WINDOW_OFFSETS:
+        first = len(notify.messages)
+        proc = await start(cfg, notify)
+        await notify.wait_for(lambda ms, first=first: any(
+            "joining lobby" in m for m in ms[first:]), within=30)
+        await asyncio.sleep(offset)  # the moment under test, not a wait for something
+        rc, took, err = await stop(proc)
+        results.append((offset, rc, round(took, 2)))
+        assert rc == 0 and took < 5.0, (results, err.decode()[-2000:])
+        # ...and by the clean path, not by abandoning a hung SDK call (kiosk.HARD_EXIT_AFTER)
+        assert b"abandoning" not in err, (results, err.decode()[-2000:])
+        await devserver.wait_for(lambda: devserver.participant("lobby", "kiosk-proc") is None,
+                                 timeout=15, what="the previous kiosk gone from the double")
+
+
 async def test_config_error_exits_78(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[livekit]\nurl = 'ftp://x'\n")

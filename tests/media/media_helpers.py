@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from appliance.media.pattern import CameraFaults, TestPatternCamera
+from appliance.media.video import VideoMode
 
 ALSA_BASE = Path("/usr/share/alsa/alsa.conf")
 
@@ -80,6 +84,29 @@ class Posted:
 @pytest.fixture
 def posted() -> Posted:
     return Posted()
+
+
+class WatchedCamera(TestPatternCamera):
+    """The test-pattern camera, saying (thread-safely) whether the pipeline has it closed."""
+
+    __test__ = False
+
+    def __init__(self, faults: CameraFaults | None = None) -> None:
+        super().__init__(faults)
+        self.closed = threading.Event()
+
+    def open(self, mode: VideoMode) -> None:
+        super().open(mode)
+        self.closed.clear()
+
+    def close(self) -> None:
+        super().close()
+        self.closed.set()
+
+
+async def closed_within(camera: Any, within: float = 5.0) -> bool:
+    """True once a WatchedCamera is closed (a paused pipeline closes its device)."""
+    return await asyncio.to_thread(camera.closed.wait, within)
 
 
 async def collect_audio(track: Any, seconds: float, *, within: float = 10.0,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from livekit import rtc
-from media_helpers import Posted, collect_audio, collect_frames
+from media_helpers import Posted, WatchedCamera, closed_within, collect_audio, collect_frames
 
 from appliance.config import AudioConfig, CameraConfig, Config, MicrophoneConfig, SpeakerConfig
 from appliance.devserver.stats import dominant_frequency
@@ -17,11 +17,10 @@ from appliance.errors import DeviceError
 from appliance.media import MediaManager, MediaOverrides
 from appliance.media.audio import MicrophoneFaults, ToneCapture
 from appliance.media.backends import CameraChoice
-from appliance.media.degradation import LadderPolicy
 from appliance.media.pattern import CameraFaults, TestPatternCamera
 from appliance.media.supervisor import RetryPolicy
 from appliance.session.media import MediaLayer
-from appliance.session.model import DegradationChanged, Quality, TrackKind, TrackState
+from appliance.session.model import TrackKind, TrackState
 
 CAM, MIC = TrackKind.CAMERA, TrackKind.MICROPHONE
 S = TrackState
@@ -37,12 +36,11 @@ def config(**camera: object) -> Config:
                                     auto_gain_control=False, high_pass_filter=True))
 
 
-def manager(cam_faults: CameraFaults, mic_faults: MicrophoneFaults,
-            ladder: LadderPolicy | None = None) -> MediaManager:
+def manager(cam_faults: CameraFaults, mic_faults: MicrophoneFaults) -> MediaManager:
     over = MediaOverrides(
         camera=CameraChoice("test", lambda: TestPatternCamera(cam_faults), False, "test"),
         microphone=lambda: ToneCapture(440.0, faults=mic_faults),
-        retry=FAST, ladder=ladder or LadderPolicy(), use_config_devices=False)
+        retry=FAST, use_config_devices=False)
     return MediaManager(config(), over)
 
 
@@ -111,7 +109,8 @@ async def test_microphone_io_error_reacquired(posted: Posted) -> None:
     await media.start(posted)
     try:
         await posted.wait(acquired(MIC))
-        await media.set_microphone_muted(True)
+        assert await media.set_track_muted(MIC, True)  # the SDK track flipped: an echo is due
+        assert not await media.set_track_muted(MIC, True)  # already muted: nothing flips
         n = len(posted.events)
         mic_faults.fail_next_read(opens_failing=2)
         await posted.wait(lambda e: getattr(e, "kind", None) is MIC and e.state is S.LOST)
@@ -122,6 +121,7 @@ async def test_microphone_io_error_reacquired(posted: Posted) -> None:
         assert mic_faults.opens == 4  # first open, two refused, one good
         track = media.local_tracks()[MIC]
         assert track.muted  # mute survives re-acquisition
+        assert not await media.set_track_muted(MIC, True)  # the new track opened muted
         pcm = await collect_audio(track, 0.3)
         assert np.abs(pcm).max(initial=0) == 0
         assert CAM in media.local_tracks()  # the camera never noticed
@@ -144,28 +144,66 @@ async def test_camera_disabled_and_enabled(posted: Posted) -> None:
         await media.aclose()
 
 
-async def test_degradation_steps_camera_and_posts(posted: Posted) -> None:
-    ladder = LadderPolicy(down_after=1.0, up_after=0.3)
+async def test_video_mode_switches_and_pauses_capture_without_muting(posted: Posted) -> None:
+    """The session's SetVideoMode: capture at the rung's size, pause for audio only; the
+    camera's LiveKit mute is a separate SetTrackMuted, so pausing alone never mutes."""
+    cam_faults = CameraFaults()
     media = MediaManager(config(width=1280, height=720), MediaOverrides(
-        camera=CameraChoice("test", TestPatternCamera, False, "test"),
-        retry=FAST, ladder=ladder, use_config_devices=False))
+        camera=CameraChoice("test", lambda: WatchedCamera(cam_faults), False, "test"),
+        retry=FAST, use_config_devices=False))
     await media.start(posted)
     try:
         await posted.wait(acquired(CAM))
         track = media.local_tracks()[CAM]
-        media.on_connection_quality(Quality.POOR)
-        ev = await posted.wait(lambda e: isinstance(e, DegradationChanged))
-        assert (ev.rung, ev.label) == (1, "360p")
+        pipeline = media.camera.pipeline if media.camera else None
+        assert pipeline is not None
+        await media.set_video_mode((640, 360))
         frames = await collect_frames(track, 4)
         assert (frames[-1].width, frames[-1].height) == (640, 360)
-        ev = await posted.wait(lambda e: isinstance(e, DegradationChanged) and e.rung == 2)
-        assert ev.label == "audio only" and track.muted
-        media.on_connection_quality(Quality.GOOD)
-        ev = await posted.wait(lambda e: isinstance(e, DegradationChanged) and e.rung == 0,
-                               within=5)
-        assert ev.label == "" and not track.muted
-        rungs = [e.rung for e in posted.events if isinstance(e, DegradationChanged)]
-        assert rungs == [1, 2, 1, 0]
+        assert not track.muted
+        await media.set_video_mode(None)  # audio only: capture paused ...
+        assert await closed_within(pipeline.device)
+        assert not track.muted  # ... but the mute is the session's own command
+        assert await media.set_track_muted(CAM, True)
+        assert track.muted
+        assert not await media.set_track_muted(CAM, True)  # no flip: no echo to expect
+        assert await media.set_track_muted(CAM, False)
+        await media.set_video_mode((1280, 720))
+        frames = await collect_frames(track, 4)
+        assert (frames[-1].width, frames[-1].height) == (1280, 720)
+        assert not track.muted
+        assert media.local_tracks()[CAM] is track  # the same track throughout: no republish
+        assert posted.states(CAM) == [S.ACQUIRING, S.ACQUIRED]
+    finally:
+        await media.aclose()
+
+
+async def test_video_mode_and_camera_mute_apply_to_a_camera_opened_later(
+        posted: Posted) -> None:
+    """Wishes set while the camera is gone are applied to the next acquisition."""
+    cam_faults = CameraFaults()
+    media = MediaManager(config(width=1280, height=720), MediaOverrides(
+        camera=CameraChoice("test", lambda: WatchedCamera(cam_faults), False, "test"),
+        retry=FAST, use_config_devices=False))
+    await media.start(posted)
+    try:
+        await posted.wait(acquired(CAM))
+        cam_faults.lose()
+        await posted.wait(lambda e: getattr(e, "kind", None) is CAM and e.state is S.LOST)
+        assert not await media.set_track_muted(CAM, True)  # no track: nothing flipped
+        await media.set_video_mode(None)
+        n = len(posted.events)
+        cam_faults.replug()
+        await posted.wait(acquired(CAM), start=n)
+        track = media.local_tracks()[CAM]
+        pipeline = media.camera.pipeline if media.camera else None
+        assert pipeline is not None
+        assert track.muted  # opened muted, before it is ever published
+        assert await closed_within(pipeline.device)  # and paused (audio only)
+        await media.set_video_mode((640, 360))
+        assert await media.set_track_muted(CAM, False)
+        frames = await collect_frames(track, 4)
+        assert (frames[-1].width, frames[-1].height) == (640, 360)
     finally:
         await media.aclose()
 

@@ -6,7 +6,14 @@ import asyncio
 
 import numpy as np
 from livekit import rtc
-from media_helpers import AlsaFiles, collect_audio, collect_frames, luma
+from media_helpers import (
+    AlsaFiles,
+    WatchedCamera,
+    closed_within,
+    collect_audio,
+    collect_frames,
+    luma,
+)
 
 from appliance.devserver.stamp import read_stamp
 from appliance.devserver.stats import dominant_frequency
@@ -39,7 +46,9 @@ async def test_muted_microphone_sends_nothing() -> None:
         pcm = await collect_audio(mic.track, 0.5)
         assert mic.sent.count == 0 and mic.frames_dropped_muted > 0
         assert np.abs(pcm).max(initial=0) == 0
-        mic.set_muted(False)
+        assert not mic.set_muted(True)  # already muted: the LiveKit flag did not flip
+        assert mic.set_muted(False)  # flipped: the SDK will echo it
+        assert not mic.track.muted and not mic.muted
         pcm = await collect_audio(mic.track, 0.5, skip=0.1)
         assert np.abs(pcm).max() > 1000
     finally:
@@ -68,18 +77,33 @@ async def test_camera_frames_in_order_at_size() -> None:
 
 
 async def test_camera_mode_switch_and_pause() -> None:
-    cam = await CameraPipeline.open(TestPatternCamera(), VideoMode(640, 360, 30), encoded=False)
+    device = WatchedCamera()
+    cam = await CameraPipeline.open(device, VideoMode(640, 360, 30), encoded=False)
     try:
         await collect_frames(cam.track, 2)
         cam.set_mode(VideoMode(320, 180, 30))
         frames = await collect_frames(cam.track, 10)
         assert (frames[-1].width, frames[-1].height) == (320, 180)
         cam.set_mode(None)
-        assert cam.track.muted
+        assert await closed_within(device)  # paused: the device is released
+        assert not cam.track.muted  # pausing is not muting: the session mutes separately
         cam.set_mode(VideoMode(640, 360, 30))
-        assert not cam.track.muted
         frames = await collect_frames(cam.track, 10)
         assert (frames[-1].width, frames[-1].height) == (640, 360)
+        assert cam.mode == VideoMode(640, 360, 30)
+    finally:
+        await cam.aclose()
+
+
+async def test_camera_set_muted_reports_whether_the_flag_flipped() -> None:
+    cam = await CameraPipeline.open(TestPatternCamera(), VideoMode(320, 180, 30), encoded=False)
+    try:
+        assert not cam.set_muted(False)  # opened unmuted: nothing to flip
+        assert cam.set_muted(True) and cam.track.muted
+        assert not cam.set_muted(True)
+        assert cam.set_muted(False) and not cam.track.muted
+        frames = await collect_frames(cam.track, 3)  # still capturing after the round trip
+        assert (frames[-1].width, frames[-1].height) == (320, 180)
     finally:
         await cam.aclose()
 

@@ -5,26 +5,32 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from livekit import rtc
 
-from appliance.rtc.livekit import LiveKitLink, disconnect_reason_name, release_handles
+from appliance.rtc.compat import UnsupportedSdk, _check, refreshed_token, release_handles
+from appliance.rtc.livekit import LiveKitLink, RemoteTrackSink, disconnect_reason_name
 from appliance.session.model import (
+    ConnectionQualityChanged,
     Event,
     LocalTrackMuted,
     ParticipantJoined,
     ParticipantLeft,
+    Quality,
     RoomDisconnected,
     RoomReconnected,
     RoomReconnecting,
     TokenRefreshed,
     TrackKind,
+    TrackState,
+    TrackStateChanged,
 )
 
 
-def wired() -> tuple[LiveKitLink, rtc.Room, list[Event], list[str]]:
+def wired(sink: Any = None) -> tuple[LiveKitLink, rtc.Room, list[Event], list[str]]:
     events: list[Event] = []
     tokens: list[str] = []
-    link = LiveKitLink(events.append, clock=lambda: 42.0, on_token=tokens.append)
+    link = LiveKitLink(events.append, clock=lambda: 42.0, on_token=tokens.append, sink=sink)
     room = rtc.Room()
     link._gen += 1
     link._wire(room, link._gen)
@@ -58,12 +64,68 @@ async def test_events_from_a_dropped_room_are_ignored() -> None:
 async def test_local_mute_is_reported_by_kind() -> None:
     link, room, events, _ = wired()
     link._published[TrackKind.MICROPHONE] = (object(), "TR_mic")
-    local = rtc.LocalParticipant.__new__(rtc.LocalParticipant)
+    local = local_participant()
     room.emit("track_muted", local, SimpleNamespace(sid="TR_mic"))
     room.emit("track_unmuted", local, SimpleNamespace(sid="TR_mic"))
     room.emit("track_muted", SimpleNamespace(identity="remote"), SimpleNamespace(sid="TR_x"))
     assert events == [LocalTrackMuted(42.0, TrackKind.MICROPHONE, True),
                       LocalTrackMuted(42.0, TrackKind.MICROPHONE, False)]
+
+
+def local_participant() -> rtc.LocalParticipant:
+    return rtc.LocalParticipant.__new__(rtc.LocalParticipant)
+
+
+class Sink:
+    """A media layer's RemoteTrackSink: the protocol has no connection-quality hook any more."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def remote_track_subscribed(self, identity: str, track: Any) -> None:
+        self.calls.append(f"subscribed {identity}")
+
+    def remote_track_unsubscribed(self, identity: str, track: Any) -> None:
+        self.calls.append(f"unsubscribed {identity}")
+
+    def publish_options(self, kind: TrackKind) -> rtc.TrackPublishOptions:
+        return rtc.TrackPublishOptions()
+
+
+async def test_local_quality_is_only_an_event_for_the_session() -> None:
+    sink = Sink()
+    assert isinstance(sink, RemoteTrackSink)
+    _link, room, events, _ = wired(sink)
+    room.emit("connection_quality_changed", local_participant(),
+              rtc.ConnectionQuality.QUALITY_POOR)
+    room.emit("connection_quality_changed", local_participant(),
+              rtc.ConnectionQuality.QUALITY_EXCELLENT)
+    room.emit("connection_quality_changed", SimpleNamespace(identity="remote"),
+              rtc.ConnectionQuality.QUALITY_LOST)  # someone else's quality: not ours
+    assert events == [ConnectionQualityChanged(42.0, Quality.POOR),
+                      ConnectionQualityChanged(42.0, Quality.EXCELLENT)]
+    assert sink.calls == []  # the ladder lives in the session machine, not in the media layer
+
+
+async def test_republished_track_carries_the_publication_mute_flag() -> None:
+    link, room, events, _ = wired()
+    track = object()
+    link._published[TrackKind.CAMERA] = (track, "TR_old")
+    # The SDK republished after a full reconnect: a new sid, found by source, still muted.
+    room.emit("local_track_republished", SimpleNamespace(
+        sid="TR_new", source=rtc.TrackSource.SOURCE_CAMERA, muted=True))
+    room.emit("local_track_published", SimpleNamespace(
+        sid="TR_new", source=rtc.TrackSource.SOURCE_CAMERA, muted=False), track)
+    # A publication the link did not make (not in _published) is not reported.
+    room.emit("local_track_published", SimpleNamespace(
+        sid="TR_mic", source=rtc.TrackSource.SOURCE_MICROPHONE, muted=False), object())
+    assert events == [
+        TrackStateChanged(42.0, TrackKind.CAMERA, TrackState.PUBLISHED, "sdk", muted=True),
+        TrackStateChanged(42.0, TrackKind.CAMERA, TrackState.PUBLISHED, "sdk", muted=False)]
+    assert link._published[TrackKind.CAMERA] == (track, "TR_new")
+    # Mute reports about the new sid are recognised as the camera's.
+    room.emit("track_unmuted", local_participant(), SimpleNamespace(sid="TR_new"))
+    assert events[-1] == LocalTrackMuted(42.0, TrackKind.CAMERA, False)
 
 
 def test_reason_names() -> None:
@@ -87,3 +149,18 @@ def test_release_handles_children_first() -> None:
     room.remote_participants = {"op": remote}
     release_handles(room)
     assert order == ["publication", "local", "remote", "room"]
+
+
+def test_refreshed_token_reads_only_a_real_token() -> None:
+    room: Any = SimpleNamespace()
+    assert refreshed_token(room) is None
+    room._token = ""
+    assert refreshed_token(room) is None
+    room._token = "header.e30.sig"
+    assert refreshed_token(room) == "header.e30.sig"
+
+
+def test_sdk_version_outside_the_checked_range_is_refused() -> None:
+    _check("1.2.1")
+    with pytest.raises(UnsupportedSdk, match=r"livekit 1\.3\.0 is installed"):
+        _check("1.3.0")

@@ -11,7 +11,6 @@ import pytest
 
 from appliance.config import Config, LiveKitConfig, ReconnectConfig, WatchdogConfig
 from appliance.rtc.fake import FakeLink, FakeMedia, FakeTokens
-from appliance.session.backoff import Backoff
 from appliance.session.runner import Runner
 from appliance.systemd import Notifier
 
@@ -54,7 +53,6 @@ async def harness_factory() -> AsyncIterator[Callable[..., Any]]:
                 link_setup(link)
             return link
 
-        kwargs.setdefault("backoff", Backoff(cfg.reconnect, rng=lambda: 0.5))
         kwargs.setdefault("netwatch", False)
         kwargs.setdefault("stats_interval", 0.05)
         kwargs.setdefault("tick", 0.05)

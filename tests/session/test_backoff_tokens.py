@@ -13,10 +13,11 @@ from aiohttp import web
 from appliance.config import Config, LiveKitConfig, ReconnectConfig
 from appliance.errors import AuthRejected, TokenError
 from appliance.logs import redact
-from appliance.session.backoff import MIN_DELAY, Backoff, ceiling
-from appliance.session.link import Progress, StallDetector, looks_like_auth
+from appliance.session.backoff import MIN_DELAY, ceiling, retry_delay
+from appliance.session.link import looks_like_auth
 from appliance.session.model import TrackKind
 from appliance.session.netwatch import LinkState, change_event, parse_default_route
+from appliance.session.stall import Progress, StallWatch
 from appliance.session.tokens import REFRESH_MARGIN, TokenSource, token_expiry
 
 
@@ -27,13 +28,12 @@ def test_ceiling_doubles_and_caps() -> None:
 
 def test_full_jitter_and_auth_lane() -> None:
     cfg = ReconnectConfig(backoff_initial=1, backoff_max=30, auth_backoff_max=300)
-    top = Backoff(cfg, rng=lambda: 0.999999)
-    bottom = Backoff(cfg, rng=lambda: 0.0)
-    assert top.delay(3) == pytest.approx(4.0, rel=1e-3)
-    assert bottom.delay(3) == MIN_DELAY
-    assert top.ceiling(1, auth=True) == 30.0  # the slow lane starts where the fast one ends
-    assert top.ceiling(9, auth=True) == 300.0
-    assert top.ceiling(9) == 30.0
+    assert retry_delay(cfg, 3, 0.999999) == pytest.approx(4.0, rel=1e-3)
+    assert retry_delay(cfg, 3, 0.0) == MIN_DELAY
+    # the slow lane starts where the fast one ends
+    assert retry_delay(cfg, 1, 0.999999, auth=True) == pytest.approx(30.0, rel=1e-3)
+    assert retry_delay(cfg, 9, 0.999999, auth=True) == pytest.approx(300.0, rel=1e-3)
+    assert retry_delay(cfg, 9, 0.999999) == pytest.approx(30.0, rel=1e-3)
 
 
 def _jwt(exp: float) -> str:
@@ -140,16 +140,23 @@ def test_default_route_and_network_edges() -> None:
     assert change_event(up, up, 4.0) is None
 
 
-def test_stall_detector_needs_both_counters_to_grow() -> None:
-    d = StallDetector(timeout=10)
+def test_stall_watch_needs_both_counters_to_grow() -> None:
+    w = StallWatch()
     mic = TrackKind.MICROPHONE
-    assert d.observe(mic, 0, Progress(100, 0), True) is None
-    assert d.observe(mic, 5, Progress(200, 0), True) is None  # no receiver reports ever: fine
-    assert d.observe(mic, 6, Progress(300, 1), True) is None
-    assert d.observe(mic, 12, Progress(900, 1), True) is None  # sending, far end silent...
-    assert d.observe(mic, 16.5, Progress(990, 1), True) == pytest.approx(10.5)  # ...too long
-    assert d.observe(mic, 17, Progress(990, 1), False) is None  # muted: not watched
-    assert d.observe(mic, 40, Progress(990, 1), True) is None  # fresh start after unmute
+
+    def feed(at: float, progress: Progress, sending: bool = True) -> float:
+        nonlocal w
+        w = w.observe(mic, at, progress, sending)
+        return w.stalled_for(mic, at)
+
+    assert feed(0, Progress(100, 0)) == 0
+    assert feed(5, Progress(200, 0)) == 0  # no receiver reports ever: fine
+    assert feed(6, Progress(300, 1)) == 0
+    assert feed(12, Progress(900, 1)) == pytest.approx(6)  # sending, far end silent...
+    assert feed(16.5, Progress(990, 1)) == pytest.approx(10.5)  # ...for 10.5 s
+    assert feed(17, Progress(990, 1), sending=False) == 0  # muted: not watched
+    assert feed(40, Progress(990, 1)) == 0  # fresh start after unmute
+    assert feed(41, Progress(10, 0)) == 0  # counters restarted: a new peer connection
 
 
 def test_read_link_state_from_a_fake_root(tmp_path: Path) -> None:

@@ -17,20 +17,20 @@ from appliance.session.model import (
     ConnectFailed,
     ConnectionQualityChanged,
     ConnectRequested,
-    DegradationChanged,
     Disconnect,
     Event,
     Fault,
     Intent,
+    JoinFailure,
     LocalTrackMuted,
-    MediaStalled,
-    MuteRequestedByServer,
+    MediaProgressSampled,
+    MuteApplied,
     NetworkChanged,
     ParticipantJoined,
     ParticipantLeft,
+    Progress,
     PublishTracks,
     Quality,
-    RetryScheduled,
     RetryTimerFired,
     RoomConnected,
     RoomDisconnected,
@@ -39,7 +39,8 @@ from appliance.session.model import (
     RoomState,
     ScheduleRetry,
     SetCameraEnabled,
-    SetMicrophoneMuted,
+    SetTrackMuted,
+    SetVideoMode,
     Shutdown,
     State,
     StopRequested,
@@ -50,6 +51,7 @@ from appliance.session.model import (
     TrackStateChanged,
     status_line,
 )
+from appliance.session.truth import PROGRESS_GRACE
 
 D, C, OK, R, X = (RoomState.DISCONNECTED, RoomState.CONNECTING, RoomState.CONNECTED,
                   RoomState.RECONNECTING, RoomState.DISCONNECTING)
@@ -73,9 +75,8 @@ SAMPLES: dict[type[Event], Event] = {
     ButtonPressed: ButtonPressed(T, ButtonName.MUTE),
     TrackStateChanged: TrackStateChanged(T, TrackKind.CAMERA, TrackState.LOST, "unplugged"),
     LocalTrackMuted: LocalTrackMuted(T, TrackKind.MICROPHONE, True),
-    MuteRequestedByServer: MuteRequestedByServer(T, TrackKind.MICROPHONE, True),
+    MuteApplied: MuteApplied(T, TrackKind.MICROPHONE, True, changed=True),
     ConnectionQualityChanged: ConnectionQualityChanged(T, Quality.POOR),
-    DegradationChanged: DegradationChanged(T, 2, "360p"),
     ConnectRequested: ConnectRequested(T),
     RoomConnected: RoomConnected(T, frozenset({"op"})),
     ConnectFailed: ConnectFailed(T, "503"),
@@ -86,8 +87,7 @@ SAMPLES: dict[type[Event], Event] = {
     ParticipantLeft: ParticipantLeft(T, "op"),
     TokenRefreshed: TokenRefreshed(T),
     NetworkChanged: NetworkChanged(T, up=True),
-    MediaStalled: MediaStalled(T, TrackKind.MICROPHONE, 12.0),
-    RetryScheduled: RetryScheduled(T, due=T + 3),
+    MediaProgressSampled: MediaProgressSampled(T, ((TrackKind.MICROPHONE, Progress(10, 1)),)),
     RetryTimerFired: RetryTimerFired(T),
     TickElapsed: TickElapsed(T),
     StopRequested: StopRequested(T),
@@ -108,7 +108,6 @@ EXPECTED: dict[tuple[type[Event], RoomState], tuple[RoomState, tuple[type, ...]]
     (RoomDisconnected, X): (C, (CancelRetry, Connect)),
     (RoomDisconnected, D): (D, ()),
     (NetworkChanged, D): (C, (CancelRetry, Connect)),
-    (MediaStalled, OK): (X, (CancelRetry, Disconnect)),
     (RetryTimerFired, D): (C, (CancelRetry, Connect)),
     (StopRequested, D): (D, (CancelRetry, Shutdown)),
     (StopRequested, C): (X, (CancelRetry, Disconnect)),
@@ -157,26 +156,46 @@ def test_boot_join_publish_and_alone_vs_with_others() -> None:
 def test_failures_back_off_and_auth_goes_to_slow_lane() -> None:
     s, _ = transition(State(), ConnectRequested(0.0))
     s, fx = transition(s, ConnectFailed(1.0, "503"))
-    assert fx == [ScheduleRetry(1, auth=False)] and s.fault is Fault.SERVER_UNREACHABLE
+    assert s.fault is Fault.SERVER_UNREACHABLE and s.retry_pending
+    assert fx == [ScheduleRetry(s.next_retry_at)]  # type: ignore[arg-type]
+    assert s.next_retry_at is not None and 1.0 < s.next_retry_at <= 1.0 + s.policy.backoff_initial
     s, fx = transition(s, RetryTimerFired(2.0))
     assert fx == [CancelRetry(), Connect(1)]
-    s, fx = transition(s, ConnectFailed(3.0, "401", auth=True))
-    assert fx == [ScheduleRetry(2, auth=True)] and s.fault is Fault.AUTH_REJECTED
+    s, fx = transition(s, ConnectFailed(3.0, "401", JoinFailure.AUTH))
+    assert s.fault is Fault.AUTH_REJECTED and s.auth_lane
+    assert s.next_retry_at is not None and s.next_retry_at <= 3.0 + s.policy.auth_backoff_max
     s, fx = transition(s, RetryTimerFired(4.0))
     assert fx == [CancelRetry(), Connect(2, fresh_token=True)]  # a rejected token is not reused
     s, _ = transition(s, RoomConnected(5.0))
     assert s.fault is Fault.NONE and s.attempt == 2
-    s, _ = transition(s, TickElapsed(5.0 + s.stable_after))
+    s, _ = transition(s, TickElapsed(5.0 + s.policy.stable_after))
     assert s.attempt == 0  # a stable minute resets the backoff
+
+
+def test_join_failure_causes_map_to_faults() -> None:
+    start, _ = transition(State(), ConnectRequested(0.0))
+    assert transition(start, ConnectFailed(1.0, "x", JoinFailure.CONFIG))[0].fault is (
+        Fault.CONFIG_FAULT)
+    offline = dataclasses.replace(start, network_up=False)
+    assert transition(offline, ConnectFailed(1.0, "x"))[0].fault is Fault.NO_NETWORK
+    assert transition(start, ConnectFailed(1.0, "x", JoinFailure.CRASHED))[0].fault is (
+        Fault.SERVER_UNREACHABLE)
+
+
+def test_retry_jitter_is_pure_and_spreads_a_fleet() -> None:
+    assert machine.jitter("k", 3, 1.5) == machine.jitter("k", 3, 1.5)
+    draws = {machine.jitter(f"kiosk-{i}", 1, 10.0) for i in range(200)}
+    assert len(draws) == 200 and all(0.0 <= d < 1.0 for d in draws)
+    assert min(draws) < 0.1 and max(draws) > 0.9
 
 
 def test_disconnect_after_a_stable_period_restarts_the_backoff() -> None:
     s = in_state(OK, attempt=5, connected_at=0.0)
-    s, fx = transition(s, RoomDisconnected(61.0, "SERVER_SHUTDOWN"))
-    assert fx == [ScheduleRetry(1)]
+    s, _ = transition(s, RoomDisconnected(61.0, "SERVER_SHUTDOWN"))
+    assert s.attempt == 1
     s = in_state(OK, attempt=5, connected_at=50.0)
-    s, fx = transition(s, RoomDisconnected(61.0, "SERVER_SHUTDOWN"))
-    assert fx == [ScheduleRetry(6)]
+    s, _ = transition(s, RoomDisconnected(61.0, "SERVER_SHUTDOWN"))
+    assert s.attempt == 6
 
 
 def test_stale_retry_timer_is_ignored_after_cancel() -> None:
@@ -192,39 +211,104 @@ def test_network_up_retries_at_once_but_only_when_waiting() -> None:
     assert s.fault is Fault.NO_NETWORK and fx == []
 
 
+MIC, CAM = TrackKind.MICROPHONE, TrackKind.CAMERA
+
+
 def test_mute_button_short_toggles_wanted_and_long_toggles_privacy() -> None:
     s, fx = transition(in_state(OK), ButtonPressed(T, ButtonName.MUTE))
-    assert s.mic_mute_wanted and fx == [SetMicrophoneMuted(True)]
+    assert s.mic_mute_wanted and fx == [SetTrackMuted(MIC, True)]
+    assert s.mic_live  # a wish is not a fact: live until LiveKit reports the mute
+    s, _ = transition(s, MuteApplied(T, MIC, True, changed=True))
+    s, _ = transition(s, LocalTrackMuted(T, MIC, True))
+    assert s.mic_muted and s.echoes == () and not s.mic_live
     s, fx = transition(s, ButtonPressed(T + 1, ButtonName.MUTE))
-    assert not s.mic_mute_wanted and fx == [SetMicrophoneMuted(False)]
+    assert not s.mic_mute_wanted and fx == [SetTrackMuted(MIC, False)]
     s, fx = transition(s, ButtonPressed(T + 2, ButtonName.MUTE, long=True))
     assert s.camera_privacy and fx == [SetCameraEnabled(False)] and not s.video_live
     s, fx = transition(s, ButtonPressed(T + 3, ButtonName.MUTE, long=True))
     assert not s.camera_privacy and fx == [SetCameraEnabled(True), PublishTracks(camera=True)]
 
 
+def test_mute_led_truth_follows_the_sdk_not_the_wish() -> None:
+    s, _ = transition(in_state(OK), ButtonPressed(T, ButtonName.MUTE))
+    s, _ = transition(s, ButtonPressed(T + 0.1, ButtonName.MUTE))
+    assert not s.mic_mute_wanted and s.mic_live  # never muted in LiveKit yet: still live
+
+
 def test_mute_pressed_while_reconnecting_applies_when_published_again() -> None:
     s, fx = transition(in_state(D), ButtonPressed(T, ButtonName.MUTE))
-    assert s.mic_mute_wanted and not s.mic_muted
+    assert s.mic_mute_wanted and not s.mic_muted and fx == [SetTrackMuted(MIC, True)]
     s, _ = transition(dataclasses.replace(s, room=C), RoomConnected(T + 5))
-    s, fx = transition(s, TrackStateChanged(T + 6, TrackKind.MICROPHONE, TrackState.PUBLISHED))
-    assert fx == [SetMicrophoneMuted(True)]
+    s, fx = transition(s, TrackStateChanged(T + 6, MIC, TrackState.PUBLISHED, muted=False))
+    assert fx == [SetTrackMuted(MIC, True)] and s.mic_live  # LiveKit said unmuted: truthful
+    s, fx = transition(s, TrackStateChanged(T + 6, MIC, TrackState.PUBLISHED, muted=True))
+    assert fx == [] and s.mic_muted
 
 
 def test_server_mute_is_honoured_and_remote_unmute_refused() -> None:
-    s, fx = transition(in_state(OK), MuteRequestedByServer(T, TrackKind.MICROPHONE, True))
-    assert s.mic_mute_wanted and s.mic_muted and fx == []
-    s, fx = transition(s, LocalTrackMuted(T + 5, TrackKind.MICROPHONE, False))
-    assert s.mic_mute_wanted and fx == [SetMicrophoneMuted(True)]
-    s, fx = transition(s, LocalTrackMuted(T + 5.01, TrackKind.MICROPHONE, True))
-    assert s.mic_muted and fx == []
+    s, fx = transition(in_state(OK), LocalTrackMuted(T, MIC, True))  # nothing of ours pending
+    assert s.mic_mute_wanted and s.mic_muted and fx == [SetTrackMuted(MIC, True)]
+    s, fx = transition(s, LocalTrackMuted(T + 5, MIC, False))
+    assert s.mic_mute_wanted and fx == [SetTrackMuted(MIC, True)]
+    assert s.remote_unmutes_refused == 1 and s.mic_live  # truthfully live until re-muted
+    s, fx = transition(s, MuteApplied(T + 5, MIC, True, changed=True))
+    s, fx = transition(s, LocalTrackMuted(T + 5.01, MIC, True))
+    assert s.mic_muted and fx == [] and s.echoes == ()
 
 
-def test_own_stale_mute_echo_is_not_taken_for_a_server_mute() -> None:
+def test_own_echoes_are_recognised_by_construction_not_by_time() -> None:
     s, _ = transition(in_state(OK), ButtonPressed(T, ButtonName.MUTE))
+    s, _ = transition(s, MuteApplied(T, MIC, True, changed=True))
     s, _ = transition(s, ButtonPressed(T + 0.2, ButtonName.MUTE))  # quick double press
-    s, fx = transition(s, LocalTrackMuted(T + 0.25, TrackKind.MICROPHONE, True))
-    assert not s.mic_mute_wanted and fx == []
+    s, _ = transition(s, MuteApplied(T + 0.2, MIC, False, changed=True))
+    # The echoes arrive late (seconds, not milliseconds): still ours, in order.
+    s, fx = transition(s, LocalTrackMuted(T + 9, MIC, True))
+    assert not s.mic_mute_wanted and fx == [] and s.mic_muted
+    s, fx = transition(s, LocalTrackMuted(T + 9.5, MIC, False))
+    assert not s.mic_mute_wanted and fx == [] and s.mic_live and s.echoes == ()
+
+
+def test_poor_quality_pauses_the_camera_without_touching_privacy() -> None:
+    s = in_state(OK)
+    s, _ = transition(s, ConnectionQualityChanged(T, Quality.POOR))
+    rungs = len(s.ladder.rungs)
+    now, effects = T, []
+    for _ in range(rungs * 20):
+        now += 1.0
+        s, fx = transition(s, TickElapsed(now))
+        effects += fx
+        if s.ladder.rung.size is None:
+            break
+    assert s.ladder.rung.size is None and SetVideoMode(None) in effects
+    assert SetTrackMuted(CAM, True) in effects and not s.video_live
+    s, _ = transition(s, MuteApplied(now, CAM, True, changed=True))
+    s, fx = transition(s, LocalTrackMuted(now, CAM, True))  # the SDK's echo of our mute
+    assert fx == [] and not s.camera_privacy and not s.camera_remote_muted
+    s, _ = transition(s, ConnectionQualityChanged(now, Quality.GOOD))
+    s, fx = transition(s, TickElapsed(now + s.ladder.policy.up_after))
+    assert s.ladder.rung.size is not None
+    assert fx == [SetVideoMode(s.ladder.rung.size), SetTrackMuted(CAM, False)]
+    s, _ = transition(s, MuteApplied(now, CAM, False, changed=True))
+    s, _ = transition(s, LocalTrackMuted(now, CAM, False))
+    assert s.video_live and not s.camera_privacy
+
+
+def test_server_camera_mute_is_not_privacy_and_a_hold_undoes_it() -> None:
+    s, fx = transition(in_state(OK), LocalTrackMuted(T, CAM, True))
+    assert s.camera_remote_muted and not s.camera_privacy and not s.video_live
+    s, fx = transition(s, LocalTrackMuted(T + 1, CAM, False))  # a remote unmute: refused
+    assert fx == [SetTrackMuted(CAM, True)] and s.remote_unmutes_refused == 1
+    s, fx = transition(s, ButtonPressed(T + 2, ButtonName.MUTE, long=True))
+    assert not s.camera_remote_muted and not s.camera_privacy
+    assert fx == [SetTrackMuted(CAM, False)]
+
+
+def test_camera_published_muted_at_the_audio_only_rung_is_not_live() -> None:
+    s = in_state(OK, camera=TrackState.ACQUIRED)
+    s = dataclasses.replace(s, ladder=dataclasses.replace(s.ladder,
+                                                          index=len(s.ladder.rungs) - 1))
+    s, fx = transition(s, TrackStateChanged(T, CAM, TrackState.PUBLISHED, muted=False))
+    assert fx == [SetTrackMuted(CAM, True)] and not s.video_live
 
 
 def test_leave_short_and_long() -> None:
@@ -252,11 +336,28 @@ def test_stop_while_connecting_leaves_then_shuts_down() -> None:
     assert fx == []
 
 
-def test_stall_forces_rejoin_only_when_live() -> None:
-    s, _ = transition(in_state(OK), MediaStalled(T, TrackKind.MICROPHONE, 11))
+def _samples(at: float, mic: int, acked: int = 0) -> MediaProgressSampled:
+    return MediaProgressSampled(at, ((MIC, Progress(mic, acked)),))
+
+
+def test_stalled_media_is_not_live_and_later_forces_a_rejoin() -> None:
+    s = in_state(OK)
+    s, _ = transition(s, _samples(T, 100, 1))
+    s, _ = transition(s, _samples(T + 1, 200, 2))
+    assert s.mic_live
+    s, fx = transition(s, _samples(T + 1 + PROGRESS_GRACE, 200, 2))
+    assert not s.mic_live and fx == [] and s.room is OK
+    assert MIC in s.stalled and "mic stalled" in status_line(s)
+    s, fx = transition(s, _samples(T + 1 + s.policy.media_stall_timeout, 200, 2))
     assert s.room is X and s.last_disconnect_reason == "microphone media stalled"
-    muted = in_state(OK, mic_muted=True, mic_mute_wanted=True)
-    assert transition(muted, MediaStalled(T, TrackKind.MICROPHONE, 11))[1] == []
+    assert Disconnect in [type(e) for e in fx]
+
+
+def test_stall_watch_ignores_muted_tracks() -> None:
+    s = in_state(OK, mic_muted=True, mic_mute_wanted=True)
+    for t in range(30):
+        s, fx = transition(s, _samples(T + t, 100, 1))
+        assert fx == [] and MIC not in s.stalled
 
 
 def test_room_loss_unpublishes_and_device_loss_is_a_fault() -> None:
@@ -278,6 +379,11 @@ def test_publish_failure_forces_a_rejoin() -> None:
     s = in_state(OK, camera=TrackState.PUBLISHING)
     s, fx = transition(s, TrackStateChanged(T, TrackKind.CAMERA, TrackState.ACQUIRED, "boom"))
     assert s.room is X and any(isinstance(e, Disconnect) for e in fx)
+
+
+def test_mic_not_live_while_reconnecting() -> None:
+    s, _ = transition(in_state(OK), RoomReconnecting(T))
+    assert s.room is R and not s.mic_live and not s.video_live
 
 
 def test_status_lines() -> None:

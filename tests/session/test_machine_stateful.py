@@ -18,14 +18,14 @@ from appliance.session.model import (
     Effect,
     Event,
     Intent,
+    JoinFailure,
     LocalTrackMuted,
-    MediaStalled,
-    MuteRequestedByServer,
+    MediaProgressSampled,
     NetworkChanged,
     ParticipantJoined,
     ParticipantLeft,
+    Progress,
     Quality,
-    RetryScheduled,
     RetryTimerFired,
     RoomConnected,
     RoomDisconnected,
@@ -83,9 +83,6 @@ class SessionWorld(RuleBasedStateMachine):
             elif isinstance(effect, Shutdown):
                 assert new.stopping
                 self.shut_down = True
-        if any(isinstance(e, ScheduleRetry) for e in effects):
-            # the runner reports when the timer is due
-            new, _ = transition(new, RetryScheduled(self.now, self.now + 1))
         self.state = new
         return effects
 
@@ -104,7 +101,8 @@ class SessionWorld(RuleBasedStateMachine):
             self.room_up = True
             self.step(RoomConnected(self.now, remotes))
         else:
-            self.step(ConnectFailed(self.now, "no", auth=auth))
+            self.step(ConnectFailed(self.now, "no", JoinFailure.AUTH if auth
+                                    else JoinFailure.UNREACHABLE))
 
     @precondition(lambda self: self.disconnect_pending)
     @rule(dt=st.floats(0, 2))
@@ -154,11 +152,10 @@ class SessionWorld(RuleBasedStateMachine):
     def device(self, kind: TrackKind, state: TrackState) -> None:
         self.step(TrackStateChanged(self.now, kind, state))
 
-    @rule(kind=kinds, muted=st.booleans(), server=st.booleans(), dt=st.floats(0, 2))
-    def mute_report(self, kind: TrackKind, muted: bool, server: bool, dt: float) -> None:
+    @rule(kind=kinds, muted=st.booleans(), dt=st.floats(0, 2))
+    def mute_report(self, kind: TrackKind, muted: bool, dt: float) -> None:
         self.tick(dt)
-        cls = MuteRequestedByServer if server else LocalTrackMuted
-        self.step(cls(self.now, kind, muted))
+        self.step(LocalTrackMuted(self.now, kind, muted))
 
     @rule(up=st.booleans())
     def network(self, up: bool) -> None:
@@ -168,9 +165,11 @@ class SessionWorld(RuleBasedStateMachine):
     def quality(self, q: Quality) -> None:
         self.step(ConnectionQualityChanged(self.now, q))
 
-    @rule(kind=kinds)
-    def stall(self, kind: TrackKind) -> None:
-        self.step(MediaStalled(self.now, kind, 12.0))
+    @rule(sent=st.integers(0, 3), dt=st.floats(0, 15))
+    def media_progress(self, sent: int, dt: float) -> None:
+        self.tick(dt)
+        samples = tuple((k, Progress(sent, sent)) for k in TrackKind)
+        self.step(MediaProgressSampled(self.now, samples))
 
     @rule(dt=st.floats(0, 120))
     def tick_elapsed(self, dt: float) -> None:
@@ -209,8 +208,10 @@ class SessionWorld(RuleBasedStateMachine):
     def live_flags_are_truthful(self) -> None:
         s = self.state
         if s.video_live:
-            assert s.room is RoomState.CONNECTED and not s.camera_privacy
+            assert s.room is RoomState.CONNECTED and not s.camera_privacy and not s.camera_muted
+            assert s.ladder.rung.size is not None
         if s.mic_live:
+            assert s.room is RoomState.CONNECTED
             assert s.microphone is TrackState.PUBLISHED and not s.mic_muted
         if s.room in (RoomState.DISCONNECTED, RoomState.CONNECTING):
             assert not s.remotes

@@ -90,7 +90,7 @@ async def test_mute_from_a_gpio_thread_reaches_livekit(harness_factory: Any) -> 
     thread.start()
     thread.join()
     s = await wait_state(h.runner, lambda s: s.mic_muted)
-    assert s.mic_mute_wanted and not s.mic_live and ("mic_muted", True) in h.media.calls
+    assert s.mic_mute_wanted and not s.mic_live and ("microphone_muted", True) in h.media.calls
 
 
 async def test_camera_privacy_unpublishes_before_stopping(harness_factory: Any) -> None:

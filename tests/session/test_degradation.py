@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.media.degradation import Ladder, LadderPolicy, Rung, build_rungs
+from appliance.session.degradation import Ladder, LadderPolicy, Rung, build_rungs
 from appliance.session.model import Quality
 
 Q = Quality

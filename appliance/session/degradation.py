@@ -1,13 +1,20 @@
-"""Graceful degradation: a pure ladder stepping the camera down on sustained POOR quality."""
+"""Connection quality and the pure degradation ladder it drives (camera size, then audio only)."""
 
 from __future__ import annotations
 
-import logging
+import enum
 from dataclasses import dataclass, replace
 
-from appliance.session.model import Quality
 
-log = logging.getLogger(__name__)
+class Quality(enum.Enum):
+    """The local participant's connection quality as the server reports it."""
+
+    UNKNOWN = "unknown"
+    EXCELLENT = "excellent"
+    GOOD = "good"
+    POOR = "poor"
+    LOST = "lost"
+
 
 # Standard steps, largest first: the ladder starts at the configured size and uses the smaller
 # ones below it, then pauses the camera (audio only) as the last rung.
@@ -79,8 +86,6 @@ class Ladder:
             return self, None
         step = 1 if self.quality in BAD_QUALITIES else -1
         new = replace(self, index=self.index + step, since=at)
-        log.info("degradation: %s -> %s (quality %s)", self.rung.label, new.rung.label,
-                 self.quality.value)
         return new, new.rung
 
 

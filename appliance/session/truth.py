@@ -1,0 +1,51 @@
+"""What the LEDs may claim, written once: on-air invariants over the machine's observed State.
+
+`appliance.indicators` renders these; tests check every LED sample against them and against what
+the test double really receives. Detection windows (how long the truth may lag the world) are
+named here so the README can quote them.
+"""
+
+from __future__ import annotations
+
+from appliance.session.model import RoomState, State, TrackKind, TrackState
+
+# Media that stopped progressing for this long is no longer shown as live (the stats are sampled
+# every second; RTCP receiver reports arrive about once a second). The rejoin follows at
+# `reconnect.media_stall_timeout`.
+PROGRESS_GRACE = 4.0
+
+
+def sending(state: State, kind: TrackKind) -> bool:
+    """The kiosk expects `kind` to be sending: in the room, published, not muted, not paused."""
+    if state.room is not RoomState.CONNECTED or state.stopping:
+        return False
+    if state.track(kind) is not TrackState.PUBLISHED or state.muted(kind):
+        return False
+    if kind is TrackKind.CAMERA:
+        return not state.camera_privacy and state.ladder.rung.size is not None
+    return True
+
+
+def on_air(state: State, kind: TrackKind) -> bool:
+    """The room receives `kind` from us: sending, and its media has been progressing.
+
+    The mute LED shows "live" (dark) and the camera LED is lit only while this holds.
+    """
+    return sending(state, kind) and kind not in state.stalled
+
+
+def violations(state: State, *, mute_led_live: bool, camera_led_on: bool) -> list[str]:
+    """Where an LED reading contradicts the state it was rendered from (empty: truthful)."""
+    found = []
+    if mute_led_live and not on_air(state, TrackKind.MICROPHONE):
+        found.append("mute LED says live while the microphone is not on air "
+                     f"({_why(state, TrackKind.MICROPHONE)})")
+    if camera_led_on and not on_air(state, TrackKind.CAMERA):
+        found.append("camera LED on while the camera is not on air "
+                     f"({_why(state, TrackKind.CAMERA)})")
+    return found
+
+
+def _why(state: State, kind: TrackKind) -> str:
+    return (f"room {state.room.value}, track {state.track(kind).value}, "
+            f"muted {state.muted(kind)}, stalled {kind in state.stalled}")
