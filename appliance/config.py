@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import socket
 import stat
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from appliance.claims import token_claims, token_room_identity
 from appliance.errors import ConfigError
+from appliance.files import CONFIG_LIMIT, TOML_DEPTH_LIMIT, read_regular, toml_depth
 
 DEFAULT_CONFIG_FILE = Path("/etc/appliance/appliance.toml")
 DEFAULT_DEVICE_FILE = Path("/boot/firmware/appliance.toml")
@@ -99,6 +102,7 @@ class ReconnectConfig:
     auth_backoff_max: float = 300.0
     stable_after: float = 60.0
     media_stall_timeout: float = 10.0
+    removed_stay_out: float = 300.0  # after an operator removed the kiosk from its room
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,28 @@ SECRET_KEYS = frozenset(
 SECRET_FILE_KEYS = ("livekit.api_secret_file", "livekit.device_key_file")
 
 Layer = dict[str, dict[str, Any]]
+
+# Every number's accepted range (inclusive), with its unit; the README's reference shows these.
+# Finite always: NaN and infinity are refused for every number.
+RANGES: dict[str, tuple[float, float, str]] = {
+    "livekit.token_ttl": (60, 30 * 86400, "s"),
+    "camera.width": (16, 7680, "px"),
+    "camera.height": (16, 4320, "px"),
+    "camera.fps": (1, 120, "fps"),
+    "camera.degrade_after": (0.1, 3600, "s"),
+    "camera.restore_after": (0.1, 3600, "s"),
+    "microphone.tone_hz": (20, 20000, "Hz"),
+    "gpio.mute_hold": (0.1, 30, "s"),
+    "gpio.leave_hold": (0.1, 60, "s"),
+    "gpio.bounce_time": (0.001, 1, "s"),
+    "reconnect.backoff_initial": (0.05, 600, "s"),
+    "reconnect.backoff_max": (0.05, 3600, "s"),
+    "reconnect.auth_backoff_max": (0.05, 86400, "s"),
+    "reconnect.stable_after": (1, 86400, "s"),
+    "reconnect.media_stall_timeout": (1, 3600, "s"),
+    "reconnect.removed_stay_out": (0, 7 * 86400, "s"),
+    "watchdog.max_time_outside_room": (0, 7 * 86400, "s (0 = off)"),
+}
 
 
 def _hints(cls: type[Any]) -> dict[str, Any]:
@@ -301,22 +327,32 @@ def _check_private(path: Path, what: str) -> str | None:
     return None
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A small regular TOML file as a dict; ConfigError (never a traceback) for anything else."""
+    data = read_regular(path, what, limit=CONFIG_LIMIT)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    depth = toml_depth(text)
+    if depth > TOML_DEPTH_LIMIT:
+        raise ConfigError([f"{path}: arrays or tables nested {depth} deep; a {what} needs a "
+                           f"few levels (at most {TOML_DEPTH_LIMIT})"])
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: nested too deeply to parse"]) from None
+
+
 def parse_layer(path: Path, *, check_permissions: bool = True) -> Layer:
     """Read and validate one TOML file (config or per-device file) on its own.
 
     Raises ConfigError listing every problem (unknown keys, wrong types, a secret in a file that
     group or others can read). Used by the loader and by provisioning before anything is written.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read configuration file ({exc.strerror})"]) from None
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    raw = read_toml(path, "configuration file")
     layer, problems = _check_layer(raw, str(path))
     holds_secret = any(k.split(".")[1] in layer.get(k.split(".")[0], {}) for k in SECRET_KEYS)
     if check_permissions and holds_secret:
@@ -363,12 +399,15 @@ def _validate(cfg: Config, origin: Mapping[str, str]) -> list[str]:
     lk = cfg.livekit
     if not lk.url:
         bad("livekit.url", 'required, found nothing (e.g. url = "wss://example.livekit.cloud")')
-    elif (
-        urlsplit(lk.url).scheme not in ("ws", "wss", "http", "https") or not urlsplit(lk.url).netloc
-    ):
-        bad("livekit.url", f"expected a ws://, wss://, http:// or https:// URL, found {lk.url!r}")
+    else:
+        why = _url_problem(lk.url, ("ws", "wss", "http", "https"))
+        if why:
+            bad("livekit.url", why)
     if not lk.room:
         bad("livekit.room", "required, found nothing")
+    for key in ("token", "api_key", "api_secret", "token_url"):
+        if getattr(lk, key) == "":
+            bad(f"livekit.{key}", "empty; remove the key or give it a value")
     sources = []
     if lk.token is not None:
         sources.append("`livekit.token`")
@@ -398,69 +437,98 @@ def _validate(cfg: Config, origin: Mapping[str, str]) -> list[str]:
         if lk.token_url is not None or lk.device_key_file is not None:
             if lk.token_url is None:
                 bad("livekit.token_url", "required with `livekit.device_key_file`")
-            elif urlsplit(lk.token_url).scheme not in ("http", "https"):
-                bad(
-                    "livekit.token_url",
-                    f"expected an http:// or https:// URL, found {lk.token_url!r}",
-                )
+            elif lk.token_url:
+                why = _url_problem(lk.token_url, ("http", "https"))
+                if why:
+                    bad("livekit.token_url", why)
             if lk.device_key_file is None:
                 bad("livekit.device_key_file", "required with `livekit.token_url`")
     for key in SECRET_FILE_KEYS:
         path = getattr(lk, key.split(".")[1])
         if path is not None:
-            problem = _check_private(path, f"`{key}`:")
+            problem = _secret_file_problem(path, f"`{key}`:")
             if problem:
                 problems.append(f"{origin.get(key, 'defaults')}: {problem}")
-    if lk.token_ttl < 60:
-        bad("livekit.token_ttl", f"expected at least 60 seconds, found {lk.token_ttl:g}")
-
-    cam = cfg.camera
-    for key, value, low, high in (
-        ("width", cam.width, 16, 7680),
-        ("height", cam.height, 16, 4320),
-        ("fps", cam.fps, 1, 120),
-    ):
-        if not low <= value <= high:
-            bad(f"camera.{key}", f"expected {low}..{high}, found {value}")
+    if lk.token:
+        problems += [f"{origin.get('livekit.token', 'defaults')}: `livekit.token`: {why}"
+                     for why in _static_token_problems(lk.token, lk.room, lk.identity)]
+    for key, (low, high, unit) in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not math.isfinite(value):
+            bad(key, f"expected a finite number, found {value}")
+        elif not low <= value <= high:
+            bad(key, f"expected {_num(low)}..{_num(high)} {unit}, found {_num(value)}")
     for key in ("width", "height"):
-        if getattr(cam, key) % 2:
-            bad(f"camera.{key}", f"expected an even number (I420), found {getattr(cam, key)}")
-
-    for key in ("degrade_after", "restore_after"):
-        if getattr(cam, key) <= 0:
-            bad(f"camera.{key}", f"expected a positive number of seconds, found "
-                f"{getattr(cam, key):g}")
-    if not 20 <= cfg.microphone.tone_hz <= 20000:
-        bad("microphone.tone_hz", f"expected 20..20000 Hz, found {cfg.microphone.tone_hz:g}")
-
+        if getattr(cfg.camera, key) % 2:
+            bad(f"camera.{key}", f"expected an even number (I420), found "
+                f"{getattr(cfg.camera, key)}")
     rc = cfg.reconnect
-    for key in (
-        "backoff_initial",
-        "backoff_max",
-        "auth_backoff_max",
-        "stable_after",
-        "media_stall_timeout",
-    ):
-        if getattr(rc, key) <= 0:
-            bad(
-                f"reconnect.{key}",
-                f"expected a positive number of seconds, found {getattr(rc, key):g}",
-            )
     if rc.backoff_max < rc.backoff_initial:
         bad(
             "reconnect.backoff_max",
             f"expected at least `reconnect.backoff_initial` "
             f"({rc.backoff_initial:g}), found {rc.backoff_max:g}",
         )
-    for key in ("mute_hold", "leave_hold", "bounce_time"):
-        if getattr(cfg.gpio, key) <= 0:
-            bad(
-                f"gpio.{key}",
-                f"expected a positive number of seconds, found {getattr(cfg.gpio, key):g}",
-            )
-    if cfg.watchdog.max_time_outside_room < 0:
-        bad("watchdog.max_time_outside_room", "expected 0 (off) or a positive number of seconds")
+    if 0 < cfg.watchdog.max_time_outside_room < 10:
+        bad("watchdog.max_time_outside_room", "expected 0 (off) or at least 10 s, found "
+            f"{cfg.watchdog.max_time_outside_room:g}")
     return problems
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    """Why `url` cannot be used (None if it can): a scheme of `schemes`, a host, a valid port."""
+    names = [f"{s}://" for s in schemes]
+    want = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" or {names[-1]}"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        return f"not a valid URL ({exc}): {url!r}"
+    if parts.scheme not in schemes or not parts.hostname:
+        return f"expected a URL starting {want} and naming a host, found {url!r}"
+    return None
+
+
+def _secret_file_problem(path: Path, what: str) -> str | None:
+    """A secret file must be a regular, readable, non-empty file that only its owner can read."""
+    from appliance.session.tokens import read_secret  # the very reader `run` uses
+
+    try:
+        read_secret(path, what)
+    except ConfigError as exc:
+        return exc.problems[0]
+    return _check_private(path, what)
+
+
+def _static_token_problems(token: str, room: str, identity: str) -> list[str]:
+    """A static token must be a JWT whose room grant and identity match the configuration."""
+    if token_claims(token) is None:
+        return ["not a LiveKit access token (a JWT with three dot-separated parts)"]
+    token_room, token_identity = token_room_identity(token)
+    problems = []
+    if token_room is not None and room and token_room != room:
+        problems.append(f"grants room {token_room!r}, but `livekit.room` is {room!r}: the kiosk "
+                        "would sit in the token's room while claiming the configured one")
+    if token_identity is not None and identity and token_identity != identity:
+        problems.append(f"is for identity {token_identity!r}, but `livekit.identity` is "
+                        f"{identity!r}")
+    return problems
+
+
+def _profile_problems(cfg: Config) -> list[str]:
+    """The board profile `gpio.profile` names must exist and parse (as `run` will need it)."""
+    from appliance.devices.profiles import load_profile
+
+    try:
+        load_profile(cfg.gpio.profile)
+    except ConfigError as exc:
+        return exc.problems
+    return []
 
 
 def _build(merged: Layer) -> Config:
@@ -527,6 +595,7 @@ def load(
     origin = {f"{s}.{k}": src for src, layer in layers for s, t in layer.items() for k in t}
     cfg = _build(_merge([layer for _, layer in layers]))
     problems = _validate(cfg, origin)
+    problems += [f"{origin.get('gpio.profile', 'defaults')}: {p}" for p in _profile_problems(cfg)]
     if problems:
         raise ConfigError(problems)
     return cfg

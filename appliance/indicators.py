@@ -142,6 +142,8 @@ class StatusKind(enum.Enum):
     AUTH_REJECTED = "fault: credentials rejected (401/403)"
     DEVICE_FAULT = "fault: camera or microphone lost"
     CONFIG_FAULT = "fault: configuration"
+    IDENTITY_CONFLICT = "fault: another participant joined with this kiosk's identity"
+    REMOVED = "removed by an operator: rejoins after `reconnect.removed_stay_out`, or press leave"
     STOPPING = "daemon stopping"
 
 
@@ -157,6 +159,8 @@ STATUS_PATTERNS: dict[StatusKind, Pattern] = {
     StatusKind.AUTH_REJECTED: flashes(4),
     StatusKind.DEVICE_FAULT: flashes(5),
     StatusKind.CONFIG_FAULT: flashes(6),
+    StatusKind.IDENTITY_CONFLICT: flashes(7),
+    StatusKind.REMOVED: blink(0.5, 1.5, Colour.WHITE),
     StatusKind.STOPPING: OFF,
 }
 
@@ -166,6 +170,8 @@ _FAULT_KIND = {
     Fault.AUTH_REJECTED: StatusKind.AUTH_REJECTED,
     Fault.DEVICE_FAULT: StatusKind.DEVICE_FAULT,
     Fault.CONFIG_FAULT: StatusKind.CONFIG_FAULT,
+    Fault.IDENTITY_CONFLICT: StatusKind.IDENTITY_CONFLICT,
+    Fault.REMOVED: StatusKind.REMOVED,
 }
 
 QUALITY_PATTERNS: dict[Quality, Pattern] = {

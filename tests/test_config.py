@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import string
@@ -18,11 +20,15 @@ from appliance.config import Config, load, parse_layer, redacted_dict, to_toml
 from appliance.errors import ConfigError
 from appliance.logs import SecretFilter, register_secret
 
-BASE = """
+# A static token for room "lobby" (only its claims are read; nothing verifies the signature).
+STATIC_TOKEN = ("eyJhbGciOiJIUzI1NiJ9."
+                "eyJ2aWRlbyI6IHsicm9vbSI6ICJsb2JieSIsICJyb29tSm9pbiI6IHRydWV9fQ"
+                ".c3RhdGljLXNpZw")
+BASE = f"""
 [livekit]
 url = "ws://127.0.0.1:7880"
 room = "lobby"
-token = "static-jwt-value-123"
+token = "{STATIC_TOKEN}"
 """
 
 
@@ -90,7 +96,7 @@ def test_device_file_path_from_config_and_optional(base: Path, tmp_path: Path) -
 def test_explicit_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load(tmp_path / "nope.toml", nodev(tmp_path), env={})
-    assert "nope.toml: cannot read configuration file" in problems_of(exc)
+    assert "nope.toml: cannot open it (No such file or directory)" in problems_of(exc)
 
 
 def test_unknown_key_suggests_and_wrong_type_named(tmp_path: Path) -> None:
@@ -120,15 +126,16 @@ def test_unknown_section_and_non_table(tmp_path: Path) -> None:
         ('[camera]\nbackend = "webcam"', '`camera.backend`: expected one of "auto", "picamera2"'),
         ('[camera]\nencoding = "vp8"', '`camera.encoding`: expected one of "raw", "h264"'),
         ("[camera]\nwidth = 641", "`camera.width`: expected an even number"),
-        ("[camera]\nheight = 0", "`camera.height`: expected 16..4320, found 0"),
-        ("[camera]\nfps = 500", "`camera.fps`: expected 1..120, found 500"),
+        ("[camera]\nheight = 0", "`camera.height`: expected 16..4320 px, found 0"),
+        ("[camera]\nfps = 500", "`camera.fps`: expected 1..120 fps, found 500"),
         ("[camera]\nfps = true", "`camera.fps`: expected an integer, found boolean True"),
         ('[microphone]\nbackend = "pulse"', '`microphone.backend`: expected one of "alsa"'),
         ('[speaker]\nbackend = "test"', '`speaker.backend`: expected one of "alsa", "none"'),
         ('[audio]\necho_cancellation = "yes"', "`audio.echo_cancellation`: expected true or false"),
         ('[gpio]\npin_factory = "rpigpio"', '`gpio.pin_factory`: expected one of "auto"'),
-        ("[gpio]\nmute_hold = -1", "`gpio.mute_hold`: expected a positive number"),
-        ("[reconnect]\nbackoff_initial = 0", "`reconnect.backoff_initial`: expected a positive"),
+        ("[gpio]\nmute_hold = -1", "`gpio.mute_hold`: expected 0.1..30 s, found -1"),
+        ("[reconnect]\nbackoff_initial = 0",
+         "`reconnect.backoff_initial`: expected 0.05..600 s, found 0"),
         ("[reconnect]\nbackoff_max = 0.5", "`reconnect.backoff_max`: expected at least"),
         ("[watchdog]\nmax_time_outside_room = -5", "`watchdog.max_time_outside_room`: expected 0"),
         ('[control]\nsocket = ""', "`control.socket`: expected a file path"),
@@ -148,9 +155,8 @@ def test_bad_url(tmp_path: Path, url: str) -> None:
     path = write(tmp_path / "c.toml", BASE.replace("ws://127.0.0.1:7880", url))
     with pytest.raises(ConfigError) as exc:
         load(path, nodev(tmp_path), env={})
-    assert f"`livekit.url`: expected a ws://, wss://, http:// or https:// URL, found {url!r}" in (
-        problems_of(exc)
-    )
+    assert (f"`livekit.url`: expected a URL starting ws://, wss://, http:// or https:// and "
+            f"naming a host, found {url!r}") in problems_of(exc)
 
 
 def _lk(body: str) -> str:
@@ -177,7 +183,8 @@ def test_two_token_sources(tmp_path: Path) -> None:
         ('api_key = "k"', "set exactly one of `livekit.api_secret` and"),
         ('token_url = "https://t.example/token"', "`livekit.device_key_file`: required"),
         ('device_key_file = "/x"', "`livekit.token_url`: required"),
-        ('token_url = "ws://t.example"\ndevice_key_file = "/x"', "expected an http:// or https://"),
+        ('token_url = "ws://t.example"\ndevice_key_file = "/x"',
+         "expected a URL starting http:// or https://"),
     ],
 )
 def test_incomplete_token_sources(tmp_path: Path, body: str, needle: str) -> None:
@@ -220,7 +227,7 @@ def test_missing_secret_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load(write(tmp_path / "c.toml", _lk(body)), nodev(tmp_path), env={})
     assert "`livekit.api_secret_file`:" in problems_of(exc)
-    assert "cannot read it" in problems_of(exc)
+    assert "cannot open it (No such file or directory)" in problems_of(exc)
 
 
 def test_config_file_with_secret_must_be_private(tmp_path: Path) -> None:
@@ -279,7 +286,7 @@ def test_redaction_in_repr_dict_and_toml(base: Path, tmp_path: Path) -> None:
 
 
 def test_wrong_type_of_secret_is_not_echoed(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.toml", BASE.replace('"static-jwt-value-123"', "123456789"))
+    path = write(tmp_path / "c.toml", BASE.replace(f'"{STATIC_TOKEN}"', "123456789"))
     with pytest.raises(ConfigError) as exc:
         load(path, nodev(tmp_path), env={})
     assert "`livekit.token`: expected a string, found ***" in problems_of(exc)
@@ -300,7 +307,7 @@ def test_cli_check_exit_codes(
 ) -> None:
     assert main(["check", "--config", str(base), "--device-file", str(nodev(tmp_path))]) == 0
     out = capsys.readouterr().out
-    assert 'token = "***"' in out and "static-jwt-value-123" not in out
+    assert 'token = "***"' in out and STATIC_TOKEN not in out
     bad = write(tmp_path / "bad.toml", BASE + '[camera]\nwidht = 640\nfps = "thirty"\n')
     assert main(["check", "--config", str(bad), "--device-file", str(nodev(tmp_path))]) == 78
     err = capsys.readouterr().err
@@ -381,6 +388,8 @@ def test_generated_documents_never_crash(tmp_path: Path, doc: dict, env: dict[st
         cfg = load(path, nodev(tmp_path), env=env)
     except ConfigError as exc:
         assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
+        for problem in exc.problems:  # each names the key (in backticks) or the file at fault
+            assert "`" in problem or str(path) in problem, problem
     else:
         assert isinstance(cfg, Config)
         assert "***" not in repr(cfg) or cfg.livekit.token or cfg.livekit.api_secret
@@ -390,7 +399,7 @@ def test_token_ttl_floor(tmp_path: Path) -> None:
     path = write(tmp_path / "c.toml", BASE + "token_ttl = 5\n")
     with pytest.raises(ConfigError) as exc:
         load(path, nodev(tmp_path), env={})
-    assert f"{path}: `livekit.token_ttl`: expected at least 60 seconds, found 5" in problems_of(exc)
+    assert f"{path}: `livekit.token_ttl`: expected 60..2592000 s, found 5" in problems_of(exc)
 
 
 def test_readme_documents_every_key() -> None:
@@ -400,3 +409,119 @@ def test_readme_documents_every_key() -> None:
             assert f"`{f.name}`" in readme or f"`{section}.{f.name}`" in readme, (
                 f"README configuration reference lacks `{section}.{f.name}`"
             )
+
+
+# --- hardening: special files, absurd numbers, parse bombs, tokens that contradict the config --
+
+
+@pytest.mark.parametrize("key", sorted(cfgmod.RANGES))
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300"])
+def test_every_number_is_finite_and_bounded(tmp_path: Path, key: str, value: str) -> None:
+    section, name = key.split(".")
+    if isinstance(getattr(cfgmod.SECTIONS[section](), name), int) and value != "1e300":
+        pytest.skip("TOML has no integer NaN or infinity")
+    value = "9" * 30 if isinstance(getattr(cfgmod.SECTIONS[section](), name), int) else value
+    path = write(tmp_path / "c.toml", BASE + f"[{section}]\n{name} = {value}\n"
+                 if section != "livekit" else BASE + f"{name} = {value}\n")
+    with pytest.raises(ConfigError) as exc:
+        load(path, nodev(tmp_path), env={})
+    assert f"`{key}`: expected" in problems_of(exc)
+
+
+def test_a_fifo_as_config_is_refused_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "c.toml"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(ConfigError) as exc:
+        load(fifo, nodev(tmp_path), env={})
+    assert "is a FIFO (named pipe); expected a regular file" in problems_of(exc)
+
+
+def test_a_device_or_directory_as_config_is_refused(tmp_path: Path) -> None:
+    for path, kind in ((Path("/dev/zero"), "a character device"), (tmp_path, "a directory")):
+        with pytest.raises(ConfigError) as exc:
+            load(path, nodev(tmp_path), env={})
+        assert f"{path}: is {kind}" in problems_of(exc)
+
+
+def test_a_huge_config_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", BASE + "# " + "x" * (300 * 1024) + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load(path, nodev(tmp_path), env={})
+    assert "more than the 256 KiB" in problems_of(exc)
+
+
+def test_deeply_nested_toml_is_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", BASE + "[camera]\ndevice = " + "[" * 5000 + "]" * 5000)
+    with pytest.raises(ConfigError) as exc:
+        load(path, nodev(tmp_path), env={})
+    assert "nested 5000 deep" in problems_of(exc)
+
+
+@pytest.mark.parametrize("url", ["wss://[::1", "wss://host:99999", "wss://host:port"])
+def test_unparseable_urls_are_config_errors(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path / "c.toml", BASE.replace("ws://127.0.0.1:7880", url))
+    with pytest.raises(ConfigError) as exc:
+        load(path, nodev(tmp_path), env={})
+    assert "`livekit.url`: not a valid URL" in problems_of(exc)
+
+
+def _secret_cfg(tmp_path: Path, secret: Path) -> Path:
+    return write(tmp_path / "c.toml", '[livekit]\nurl = "ws://127.0.0.1:7880"\nroom = "lobby"\n'
+                 f'api_key = "k"\napi_secret_file = "{secret}"\n')
+
+
+@pytest.mark.parametrize("kind", ["empty", "directory", "fifo", "blank"])
+def test_unusable_secret_files_fail_check_as_they_would_fail_run(tmp_path: Path,
+                                                                 kind: str) -> None:
+    secret = tmp_path / "secret"
+    if kind == "directory":
+        secret.mkdir(mode=0o700)
+    elif kind == "fifo":
+        os.mkfifo(secret, 0o600)
+    else:
+        write(secret, "" if kind == "empty" else "  \n")
+    with pytest.raises(ConfigError) as exc:
+        load(_secret_cfg(tmp_path, secret), nodev(tmp_path), env={})
+    text = problems_of(exc)
+    assert f"`livekit.api_secret_file`: {secret}" in text
+    assert {"empty": "empty", "blank": "empty", "directory": "is a directory",
+            "fifo": "is a FIFO"}[kind] in text
+
+
+def test_empty_secret_from_the_environment_is_refused(base: Path, tmp_path: Path) -> None:
+    path = _secret_cfg(tmp_path, tmp_path / "unused")
+    path.write_text('[livekit]\nurl = "ws://127.0.0.1:7880"\nroom = "lobby"\napi_key = "k"\n')
+    with pytest.raises(ConfigError) as exc:
+        load(path, nodev(tmp_path), env={"APPLIANCE_LIVEKIT_API_SECRET": ""})
+    assert "`livekit.api_secret`: empty" in problems_of(exc)
+
+
+def _token(claims: dict[str, object]) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"eyJhbGciOiJIUzI1NiJ9.{body}.c2ln"
+
+
+def test_a_static_token_for_another_room_or_identity_names_both(tmp_path: Path) -> None:
+    token = _token({"sub": "kiosk-9", "video": {"room": "hall", "roomJoin": True}})
+    path = write(tmp_path / "c.toml", '[livekit]\nurl = "ws://h"\nroom = "lobby"\n'
+                 f'identity = "kiosk-1"\ntoken = "{token}"\n')
+    with pytest.raises(ConfigError) as exc:
+        load(path, nodev(tmp_path), env={})
+    text = problems_of(exc)
+    assert "`livekit.token`: grants room 'hall', but `livekit.room` is 'lobby'" in text
+    assert "is for identity 'kiosk-9', but `livekit.identity` is 'kiosk-1'" in text
+    assert token not in text
+
+
+def test_a_static_token_that_is_not_a_jwt_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", BASE.replace(STATIC_TOKEN, "not-a-token"))
+    with pytest.raises(ConfigError) as exc:
+        load(path, nodev(tmp_path), env={})
+    assert "`livekit.token`: not a LiveKit access token" in problems_of(exc)
+
+
+def test_an_unknown_board_profile_fails_check(base: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    device = write(tmp_path / "dev.toml", '[gpio]\nprofile = "no-such-board"\n')
+    assert main(["check", "--config", str(base), "--device-file", str(device)]) == 78
+    assert "unknown board profile 'no-such-board'" in capsys.readouterr().err

@@ -36,12 +36,14 @@ from appliance.session.model import (
 
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTION_FAULTS = {Fault.NO_NETWORK, Fault.SERVER_UNREACHABLE, Fault.AUTH_REJECTED,
-                     Fault.CONFIG_FAULT}
+                     Fault.CONFIG_FAULT, Fault.IDENTITY_CONFLICT, Fault.REMOVED}
 FAULT_KIND = {Fault.NO_NETWORK: StatusKind.NO_NETWORK,
               Fault.SERVER_UNREACHABLE: StatusKind.SERVER_UNREACHABLE,
               Fault.AUTH_REJECTED: StatusKind.AUTH_REJECTED,
               Fault.DEVICE_FAULT: StatusKind.DEVICE_FAULT,
-              Fault.CONFIG_FAULT: StatusKind.CONFIG_FAULT}
+              Fault.CONFIG_FAULT: StatusKind.CONFIG_FAULT,
+              Fault.IDENTITY_CONFLICT: StatusKind.IDENTITY_CONFLICT,
+              Fault.REMOVED: StatusKind.REMOVED}
 
 
 def expected_status(s: State) -> StatusKind:
@@ -108,7 +110,7 @@ def product(axes: dict[str, list[object]]) -> list[State]:
 
 def test_every_status_state_shows_its_documented_pattern() -> None:
     states = product(STATUS_AXES)
-    assert len(states) == 960
+    assert len(states) == 1280
     seen = set()
     for s in states:
         kind = expected_status(s)

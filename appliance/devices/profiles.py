@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import os
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -115,12 +114,9 @@ def load_profile(name: str) -> BoardProfile:
 
 def parse_profile(path: Path) -> BoardProfile:
     """Read one profile; ConfigError names the file and the key of every problem found."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read board profile ({exc.strerror})"]) from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError([f"{path}: not a valid TOML board profile: {exc}"]) from None
+    from appliance.config import read_toml
+
+    raw = read_toml(path, "board profile")
     problems: list[str] = []
 
     def bad(key: str, why: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from livekit import rtc
 
+from appliance.claims import token_expiry
 from appliance.rtc.compat import refreshed_token, release_handles
 from appliance.session.link import JoinFailed, looks_like_auth
 from appliance.session.model import (
@@ -28,7 +29,6 @@ from appliance.session.model import (
     TrackStateChanged,
 )
 from appliance.session.stall import Progress
-from appliance.session.tokens import token_expiry
 
 log = logging.getLogger(__name__)
 

@@ -156,12 +156,26 @@ def on_connect_failed(state: State, ev: ConnectFailed) -> Step:
     return _retry_or_rest(state, ev.at, auth=ev.cause is JoinFailure.AUTH)
 
 
+# Why the server sent us away (LiveKit's DisconnectReason names) and what the kiosk does then.
+REMOVED_BY_OPERATOR = "PARTICIPANT_REMOVED"  # stay out `removed_stay_out` s (or press leave)
+DUPLICATE_IDENTITY = "DUPLICATE_IDENTITY"  # another participant took our identity: slow lane
+# ROOM_DELETED and every other reason: rejoin after the normal backoff (a join recreates it).
+
+
 def on_disconnected(state: State, ev: RoomDisconnected) -> Step:
-    """The SDK gave up (or the server sent us away): retry with backoff while in-room."""
+    """The SDK gave up (or the server sent us away): retry while in-room, as the reason says."""
     stable = (state.connected_at is not None
               and ev.at - state.connected_at >= state.policy.stable_after)
     attempt = (0 if stable else state.attempt) + 1
-    state = _replace(_drop_room(state, ev.reason or "disconnected"), attempt=attempt,
+    dropped = _drop_room(state, ev.reason or "disconnected")
+    if ev.reason == REMOVED_BY_OPERATOR and not state.stopping and state.intent is Intent.IN_ROOM:
+        due = ev.at + state.policy.removed_stay_out
+        return _replace(dropped, attempt=0, link_fault=Fault.REMOVED, retry_pending=True,
+                        next_retry_at=due), [ScheduleRetry(due)]
+    if ev.reason == DUPLICATE_IDENTITY:
+        return _retry_or_rest(_replace(dropped, attempt=attempt,
+                                       link_fault=Fault.IDENTITY_CONFLICT), ev.at, auth=True)
+    state = _replace(dropped, attempt=attempt,
                      link_fault=_join_fault(state, JoinFailure.UNREACHABLE))
     return _retry_or_rest(state, ev.at, auth=False)
 
@@ -389,6 +403,9 @@ def on_button(state: State, ev: ButtonPressed) -> Step:
         if state.room is X:
             return state, []
         return _leave(state, "forced rejoin (leave held)")
+    if state.intent is Intent.IN_ROOM and state.room is D and state.link_fault is Fault.REMOVED:
+        # Removed by an operator: a person at the kiosk may bring it back at once.
+        return _connect(_replace(state, attempt=0, auth_lane=False), fresh=True)
     if state.intent is Intent.IN_ROOM:
         state = _replace(state, intent=Intent.LEFT)
         if state.room is D:

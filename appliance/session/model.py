@@ -38,11 +38,14 @@ class Fault(enum.Enum):
     AUTH_REJECTED = "auth rejected"
     DEVICE_FAULT = "device fault"
     CONFIG_FAULT = "config fault"
+    IDENTITY_CONFLICT = "identity in use by another participant"
+    REMOVED = "removed by an operator"
 
 
 # Faults about reaching the room; DEVICE_FAULT is derived from the track states instead.
 CONNECTION_FAULTS = frozenset(
-    {Fault.NO_NETWORK, Fault.SERVER_UNREACHABLE, Fault.AUTH_REJECTED, Fault.CONFIG_FAULT}
+    {Fault.NO_NETWORK, Fault.SERVER_UNREACHABLE, Fault.AUTH_REJECTED, Fault.CONFIG_FAULT,
+     Fault.IDENTITY_CONFLICT, Fault.REMOVED}
 )
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime
 import json
 import logging
@@ -15,8 +13,10 @@ from typing import Any
 
 import aiohttp
 
+from appliance.claims import token_expiry
 from appliance.config import Config
 from appliance.errors import AuthRejected, ConfigError, TokenError
+from appliance.files import SECRET_LIMIT, read_regular
 from appliance.logs import register_secret
 
 log = logging.getLogger(__name__)
@@ -26,15 +26,16 @@ REFRESH_MARGIN = 300.0
 ENDPOINT_TIMEOUT = 10.0
 
 
-def token_expiry(token: str) -> float | None:
-    """The JWT's `exp` (wall-clock seconds) read without verifying: we only plan refreshes."""
+def read_secret(path: Path, what: str) -> str:
+    """A secret file's stripped text; ConfigError if it is not a small, non-empty text file."""
+    data = read_regular(path, what, limit=SECRET_LIMIT)
     try:
-        payload = token.split(".")[1]
-        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        exp = data.get("exp")
-    except (IndexError, ValueError, binascii.Error, AttributeError):
-        return None
-    return float(exp) if isinstance(exp, int | float) else None
+        value = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError([f"{what} {path}: not UTF-8 text"]) from None
+    if not value:
+        raise ConfigError([f"{what} {path}: empty"])
+    return value
 
 
 class TokenSource:
@@ -88,13 +89,8 @@ class TokenSource:
             return self._url, self._token
 
     async def _read_secret(self, path: Path, what: str) -> str:
-        try:
-            text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"{what} {path}: cannot read it ({exc.strerror})"]) from None
-        value = text.strip()
-        if not value:
-            raise ConfigError([f"{what} {path}: empty"])
+        # Never blocks (regular files only, opened non-blocking), so shutdown never waits on it.
+        value = read_secret(path, what)
         register_secret(value)
         return value
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from appliance.claims import token_expiry
 from appliance.config import Config, LiveKitConfig, ReconnectConfig
 from appliance.errors import AuthRejected, TokenError
 from appliance.logs import redact
@@ -18,7 +19,7 @@ from appliance.session.link import looks_like_auth
 from appliance.session.model import TrackKind
 from appliance.session.netwatch import LinkState, change_event, parse_default_route
 from appliance.session.stall import Progress, StallWatch
-from appliance.session.tokens import REFRESH_MARGIN, TokenSource, token_expiry
+from appliance.session.tokens import REFRESH_MARGIN, TokenSource
 
 
 def test_ceiling_doubles_and_caps() -> None:

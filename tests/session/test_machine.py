@@ -395,3 +395,29 @@ def test_status_lines() -> None:
     assert status_line(s, T) == ("kiosk-1: reconnecting (attempt 2, next in 12 s): "
                                  "server unreachable")
     assert s.as_dict()["status"].startswith("kiosk-1: reconnecting")
+
+
+def test_a_duplicate_identity_is_a_distinct_fault_in_the_slow_lane() -> None:
+    s, fx = transition(in_state(OK, attempt=0), RoomDisconnected(T, "DUPLICATE_IDENTITY"))
+    assert s.fault is Fault.IDENTITY_CONFLICT and s.auth_lane and s.retry_pending
+    # the slow lane starts where the normal one tops out: no ping-pong at backoff_initial pace
+    assert s.next_retry_at is not None and s.next_retry_at - T <= s.policy.auth_backoff_max
+    assert "identity in use" in status_line(s, T)
+    s, fx = transition(s, ButtonPressed(T + 1, ButtonName.LEAVE))  # a technician stops it
+    assert s.intent is Intent.LEFT and fx == [CancelRetry()]
+
+
+def test_removed_by_an_operator_stays_out_then_returns_or_on_a_press() -> None:
+    s, fx = transition(in_state(OK), RoomDisconnected(T, "PARTICIPANT_REMOVED"))
+    assert s.fault is Fault.REMOVED and s.room is D
+    assert fx == [ScheduleRetry(T + s.policy.removed_stay_out)]
+    later, fx = transition(s, RetryTimerFired(T + s.policy.removed_stay_out))
+    assert later.room is C and Connect in [type(e) for e in fx]
+    now, fx = transition(s, ButtonPressed(T + 5, ButtonName.LEAVE))
+    assert now.room is C and Connect(0, fresh_token=True) in fx
+
+
+def test_a_deleted_room_is_rejoined_after_the_normal_backoff() -> None:
+    s, _ = transition(in_state(OK, attempt=0), RoomDisconnected(T, "ROOM_DELETED"))
+    assert s.fault is Fault.SERVER_UNREACHABLE and not s.auth_lane
+    assert s.next_retry_at is not None and s.next_retry_at - T <= s.policy.backoff_initial
