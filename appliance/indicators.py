@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from appliance.crashes import CRASH_LOOP_AFTER
 from appliance.session.model import (
     CONNECTION_FAULTS,
     JOINED_ROOM_STATES,
@@ -144,6 +145,7 @@ class StatusKind(enum.Enum):
     CONFIG_FAULT = "fault: configuration"
     IDENTITY_CONFLICT = "fault: another participant joined with this kiosk's identity"
     REMOVED = "removed by an operator: rejoins after `reconnect.removed_stay_out`, or press leave"
+    CRASH_LOOP = "crash loop: restarted 3 or more times since boot, not back in the room yet"
     STOPPING = "daemon stopping"
 
 
@@ -161,6 +163,7 @@ STATUS_PATTERNS: dict[StatusKind, Pattern] = {
     StatusKind.CONFIG_FAULT: flashes(6),
     StatusKind.IDENTITY_CONFLICT: flashes(7),
     StatusKind.REMOVED: blink(0.5, 1.5, Colour.WHITE),
+    StatusKind.CRASH_LOOP: blink(0.1, 0.4, Colour.RED),
     StatusKind.STOPPING: OFF,
 }
 
@@ -192,6 +195,8 @@ def status_kind(state: State) -> StatusKind:
         return StatusKind.STOPPING
     if state.intent is Intent.LEFT:
         return StatusKind.LEFT  # a person chose this: no fault is "wrong" while we stay out
+    if state.crashes >= CRASH_LOOP_AFTER and not state.joined_since_start:
+        return StatusKind.CRASH_LOOP
     if state.fault in CONNECTION_FAULTS and state.room is not RoomState.CONNECTED:
         return _FAULT_KIND[state.fault]
     if state.fault is Fault.DEVICE_FAULT:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from appliance.config import Config
 from appliance.control import ControlError
 from appliance.control.server import ControlServer
+from appliance.crashes import CrashLedger
 from appliance.devices.gpio import GpioFrontEnd
 from appliance.errors import DeviceError
 from appliance.session.media import MediaLayer, NullMedia
@@ -109,7 +110,8 @@ class Kiosk:
 
 def build_kiosk(cfg: Config, *, media: MediaLayer | None = None,
                 notifier: Notifier | None = None,
-                clock: Callable[[], float] = time.monotonic, devices: bool = True) -> Kiosk:
+                clock: Callable[[], float] = time.monotonic, devices: bool = True,
+                crashes: int = 0) -> Kiosk:
     from appliance.rtc.livekit import LiveKitLink, RemoteTrackSink  # livekit: a heavy import
 
     tokens = TokenSource(cfg)
@@ -121,13 +123,14 @@ def build_kiosk(cfg: Config, *, media: MediaLayer | None = None,
         return LiveKitLink(post, clock=clock, on_token=tokens.observe_refreshed, sink=sink)
 
     runner = Runner(cfg, link_factory=link_factory, media=media, tokens=tokens,
-                    notifier=notifier or Notifier(), clock=clock)
+                    notifier=notifier or Notifier(), clock=clock, crashes=crashes)
     return Kiosk(cfg, runner, media, devices=devices)
 
 
-def _hard_exit() -> None:
+def _hard_exit(ledger: CrashLedger) -> None:
     log.error("shutdown still not finished %.1f s after the stop request: abandoning what "
               "hangs and exiting now", HARD_EXIT_AFTER)
+    ledger.end()  # a stop that had to be cut short is still a requested stop, not a crash
     for handler in logging.getLogger().handlers:
         handler.flush()
     sys.stderr.flush()
@@ -136,14 +139,15 @@ def _hard_exit() -> None:
 
 async def run_kiosk(cfg: Config) -> int:
     """`appliance run`: the kiosk until SIGTERM/SIGINT, then exit 0 within 5 s."""
-    kiosk = build_kiosk(cfg)
+    ledger = CrashLedger.from_environment()
+    kiosk = build_kiosk(cfg, crashes=ledger.begin())
     runner = kiosk.runner
     loop = asyncio.get_running_loop()
     guard: list[threading.Timer] = []
 
     def on_signal(name: str) -> None:
         if not guard:
-            timer = threading.Timer(HARD_EXIT_AFTER, _hard_exit)
+            timer = threading.Timer(HARD_EXIT_AFTER, _hard_exit, args=(ledger,))
             timer.daemon = True
             timer.start()
             guard.append(timer)
@@ -152,7 +156,9 @@ async def run_kiosk(cfg: Config) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signal.Signals(signum).name)
     try:
-        return await kiosk.run()
+        status = await kiosk.run()
+        ledger.end()  # only a clean return clears the marker; a crash never gets here
+        return status
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

@@ -52,6 +52,8 @@ def expected_status(s: State) -> StatusKind:
         return StatusKind.STOPPING
     if s.intent is Intent.LEFT:
         return StatusKind.LEFT
+    if s.crashes >= 3 and not s.joined_since_start:
+        return StatusKind.CRASH_LOOP
     if s.fault is Fault.DEVICE_FAULT:
         return StatusKind.DEVICE_FAULT
     # the machine derives connection faults only while out of the room; if one lingers
@@ -76,6 +78,7 @@ STATUS_AXES = {
     "attempt": [0, 3],
     "next_retry_at": [None, 12.0],
     "stopping": [False, True],
+    "crashes": [0, 3],
 }
 MEDIA_AXES = {
     "room": list(RoomState),
@@ -110,7 +113,7 @@ def product(axes: dict[str, list[object]]) -> list[State]:
 
 def test_every_status_state_shows_its_documented_pattern() -> None:
     states = product(STATUS_AXES)
-    assert len(states) == 1280
+    assert len(states) == 2560
     seen = set()
     for s in states:
         kind = expected_status(s)
@@ -144,6 +147,7 @@ def test_a_remote_mute_request_not_yet_confirmed_leaves_the_mute_led_off() -> No
     camera=st.sampled_from(TrackState), microphone=st.sampled_from(TrackState),
     mic_muted=st.booleans(), mic_mute_wanted=st.booleans(), camera_privacy=st.booleans(),
     camera_muted=st.booleans(), stalled=st.frozensets(st.sampled_from(TrackKind)),
+    crashes=st.integers(0, 5), joined_since_start=st.booleans(),
     attempt=st.integers(0, 5), next_retry_at=st.none() | st.floats(0, 100),
     stopping=st.booleans(),
 ))

@@ -124,7 +124,7 @@ def on_connect_requested(state: State, ev: ConnectRequested) -> Step:
 def on_connected(state: State, ev: RoomConnected) -> Step:
     state = _replace(state, room=OK, link_fault=Fault.NONE, connected_at=ev.at,
                      remotes=ev.remotes, auth_lane=False, quality=Quality.UNKNOWN,
-                     room_sid=ev.room_sid)
+                     room_sid=ev.room_sid, joined_since_start=True)
     if state.stopping or state.intent is Intent.LEFT:
         return _leave(state, "shutdown" if state.stopping else "leave button")
     return state, [PublishTracks(camera=not state.camera_privacy)]

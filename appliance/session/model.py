@@ -321,6 +321,8 @@ class State:
     network_up: bool = True
     stopping: bool = False
     policy: ReconnectConfig = field(default_factory=ReconnectConfig)
+    crashes: int = 0  # unclean exits of the daemon since boot (appliance.crashes)
+    joined_since_start: bool = False  # this process has been in the room at least once
     last_disconnect_reason: str = ""
     room_sid: str = ""
 
@@ -392,18 +394,19 @@ class State:
             "next_retry_at": self.next_retry_at,
             "stopping": self.stopping,
             "last_disconnect_reason": self.last_disconnect_reason,
+            "crashes_since_boot": self.crashes,
             "status": status_line(self),
         }
 
 
 def initial_state(identity: str, room_name: str, policy: ReconnectConfig, *,
                   camera_size: tuple[int, int] = (1280, 720),
-                  ladder_timing: tuple[float, float] = (10.0, 30.0)) -> State:
+                  ladder_timing: tuple[float, float] = (10.0, 30.0), crashes: int = 0) -> State:
     """The state a session starts in, with the configured policies filled in."""
     from appliance.session.degradation import LadderPolicy
 
     down, up = ladder_timing
-    return State(identity=identity, room_name=room_name, policy=policy,
+    return State(identity=identity, room_name=room_name, policy=policy, crashes=crashes,
                  ladder=Ladder(build_rungs(*camera_size), LadderPolicy(down, up)))
 
 
@@ -437,6 +440,13 @@ def _media_words(state: State) -> tuple[str, str]:
 
 def status_line(state: State, now: float | None = None) -> str:
     """One human line for systemd's STATUS= and `appliance status`; names the identity."""
+    line = _status(state, now)
+    if state.crashes:
+        line += f" [{state.crashes} crash{'es' if state.crashes != 1 else ''} since boot]"
+    return line
+
+
+def _status(state: State, now: float | None) -> str:
     who = state.identity or "kiosk"
     if state.stopping:
         return f"{who}: stopping"

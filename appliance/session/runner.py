@@ -65,7 +65,7 @@ class Runner:
                  media: MediaLayer, tokens: Any, notifier: Notifier | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  tick: float = 1.0, stats_interval: float = 1.0,
-                 netwatch: NetWatch | bool | None = True) -> None:
+                 netwatch: NetWatch | bool | None = True, crashes: int = 0) -> None:
         self.cfg = cfg
         self.clock = clock
         self.media = media
@@ -74,7 +74,8 @@ class Runner:
         self.state = initial_state(
             cfg.livekit.identity, cfg.livekit.room, cfg.reconnect,
             camera_size=(cfg.camera.width, cfg.camera.height),
-            ladder_timing=(cfg.camera.degrade_after, cfg.camera.restore_after))
+            ladder_timing=(cfg.camera.degrade_after, cfg.camera.restore_after),
+            crashes=crashes)
         wd = self.notifier.watchdog_interval
         self.tick = min(tick, wd / 2) if wd else tick
         self.stats_interval = stats_interval

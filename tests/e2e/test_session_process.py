@@ -86,9 +86,10 @@ async def notify(tmp_path: Path) -> AsyncIterator[Notifications]:
     n.close()
 
 
-async def start(cfg: Path, notify: Notifications) -> asyncio.subprocess.Process:
+async def start(cfg: Path, notify: Notifications,
+                **extra_env: str) -> asyncio.subprocess.Process:
     env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="1000000",
-               GPIOZERO_PIN_FACTORY="mock")
+               GPIOZERO_PIN_FACTORY="mock", **extra_env)
     env.pop("WATCHDOG_PID", None)
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "appliance", "run", "--config", str(cfg), env=env,
@@ -168,6 +169,31 @@ async def test_sigterm_anywhere_in_the_join_window_exits_0_within_5_s(
         assert b"abandoning" not in err, (results, err.decode()[-2000:])
         await devserver.wait_for(lambda: devserver.participant("lobby", "kiosk-proc") is None,
                                  timeout=15, what="the previous kiosk gone from the double")
+
+
+async def test_crashes_since_boot_are_counted_and_shown(devserver: Any, tmp_path: Path,
+                                                       notify: Notifications) -> None:
+    cfg = write_config(tmp_path, devserver)
+    state = tmp_path / "state"
+    state.mkdir()
+    proc = await start(cfg, notify, STATE_DIRECTORY=str(state))
+    await notify.wait_for(lambda ms: any("in room lobby" in m for m in ms), within=30)
+    proc.send_signal(signal.SIGABRT)  # what a panicking SDK or systemd's watchdog does
+    await proc.communicate()
+    assert proc.returncode == -signal.SIGABRT
+    first = len(notify.messages)
+    proc = await start(cfg, notify, STATE_DIRECTORY=str(state))
+    await notify.wait_for(lambda ms: any("in room lobby" in m and "[1 crash since boot]" in m
+                                         for m in ms[first:]), within=30)
+    rc, _, err = await stop(proc)  # a clean stop is not a crash
+    assert rc == 0, err.decode()[-2000:]
+    first = len(notify.messages)
+    proc = await start(cfg, notify, STATE_DIRECTORY=str(state))
+    await notify.wait_for(lambda ms: any("in room lobby" in m for m in ms[first:]), within=30)
+    statuses = [m for _, m in notify.messages[first:] if m.startswith("STATUS=")]
+    assert statuses and all("[1 crash since boot]" in m for m in statuses), statuses
+    rc, _, err = await stop(proc)
+    assert rc == 0, err.decode()[-2000:]
 
 
 async def test_config_error_exits_78(tmp_path: Path) -> None:

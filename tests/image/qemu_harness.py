@@ -87,11 +87,10 @@ def boot(image: Path, kernel: Path, initrd: Path, *, timeout: float, log: Path |
                     key, eq, value = token.partition("=")
                     if eq and key not in result.selftest:
                         result.selftest[key] = value
-                # keep whole text values (status_text has spaces)
-                if body.startswith("status_text="):
-                    result.selftest["status_text"] = body[len("status_text="):]
-                if body.startswith("exposure="):
-                    result.selftest["exposure"] = body[len("exposure="):]
+                # keep whole text values (status lines have spaces)
+                for whole in ("status_text", "status_after_crashes", "exposure"):
+                    if body.startswith(f"{whole}="):
+                        result.selftest[whole] = body[len(whole) + 1:]
             for mark in watch:
                 if mark in line and mark not in result.marks:
                     result.marks[mark] = elapsed

@@ -66,6 +66,17 @@ say "after_freeze pid=$newpid nrestarts=$(prop appliance.service NRestarts) stat
 journalctl -b -u appliance.service --no-pager -o cat | grep -i -m3 'watchdog' | \
     while read -r line; do say "journal: $line"; done
 
+# --- a crash (SIGABRT, as a panicking SDK raises) is restarted, counted and shown --------------
+pid=$(prop appliance.service MainPID)
+kill -ABRT "$pid"
+say "aborted pid=$pid uptime=$(now)"
+t0=$(secs)
+until_ok 120 restarted
+say "after_abort pid=$newpid nrestarts=$(prop appliance.service NRestarts) state=$(prop appliance.service ActiveState) waited=$(( $(secs) - t0 ))s"
+shows_crashes() { prop appliance.service StatusText | grep -q "crashes since boot"; }
+until_ok 60 shows_crashes
+say "status_after_crashes=$(prop appliance.service StatusText)"
+
 # --- systemctl stop finishes quickly ----------------------------------------------------------
 t1=$(now)
 systemctl stop appliance.service

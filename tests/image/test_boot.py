@@ -130,6 +130,16 @@ def test_frozen_appliance_is_restarted_by_the_watchdog(booted: BootResult) -> No
     assert int(fields["nrestarts"]) >= 1, _explain(booted)
 
 
+def test_crashed_appliance_is_restarted_and_counts_its_crashes(booted: BootResult) -> None:
+    after = [line for line in booted.lines if "SELFTEST after_abort" in line]
+    assert after, _explain(booted)
+    fields = dict(t.partition("=")[::2] for t in after[0].split("SELFTEST ")[1].split())
+    assert fields["state"] == "active", _explain(booted)
+    assert int(fields["nrestarts"]) >= 2, _explain(booted)  # the watchdog's, then this one
+    # the watchdog's SIGABRT and the explicit one: both unclean, both counted since boot
+    assert "[2 crashes since boot]" in booted.value("status_after_crashes"), _explain(booted)
+
+
 def test_systemctl_stop_finishes_within_5_seconds(booted: BootResult) -> None:
     assert booted.value("stop_seconds"), _explain(booted)
     assert float(booted.value("stop_seconds")) < 5.0, _explain(booted)
