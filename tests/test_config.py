@@ -525,3 +525,10 @@ def test_an_unknown_board_profile_fails_check(base: Path, tmp_path: Path,
     device = write(tmp_path / "dev.toml", '[gpio]\nprofile = "no-such-board"\n')
     assert main(["check", "--config", str(base), "--device-file", str(device)]) == 78
     assert "unknown board profile 'no-such-board'" in capsys.readouterr().err
+
+
+def test_readme_lists_every_number_range() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for key, (low, high, unit) in cfgmod.RANGES.items():
+        row = f"| `{key}` | {cfgmod._num(low)}..{cfgmod._num(high)} {unit} |"
+        assert row in readme, row
