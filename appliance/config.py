@@ -103,6 +103,7 @@ class ReconnectConfig:
     stable_after: float = 60.0
     media_stall_timeout: float = 10.0
     removed_stay_out: float = 300.0  # after an operator removed the kiosk from its room
+    probe_interval: float = 1.25  # mean seconds between /rtc/validate probes while out (0 = off)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "reconnect.stable_after": (1, 86400, "s"),
     "reconnect.media_stall_timeout": (1, 3600, "s"),
     "reconnect.removed_stay_out": (0, 7 * 86400, "s"),
+    "reconnect.probe_interval": (0, 60, "s (0 = off)"),
     "watchdog.max_time_outside_room": (0, 7 * 86400, "s (0 = off)"),
 }
 
@@ -470,6 +472,9 @@ def _validate(cfg: Config, origin: Mapping[str, str]) -> list[str]:
             f"expected at least `reconnect.backoff_initial` "
             f"({rc.backoff_initial:g}), found {rc.backoff_max:g}",
         )
+    if 0 < rc.probe_interval < 0.2:
+        bad("reconnect.probe_interval", "expected 0 (off) or at least 0.2 s, found "
+            f"{rc.probe_interval:g}")
     if 0 < cfg.watchdog.max_time_outside_room < 10:
         bad("watchdog.max_time_outside_room", "expected 0 (off) or at least 10 s, found "
             f"{cfg.watchdog.max_time_outside_room:g}")

@@ -13,6 +13,7 @@ from appliance.session.link import JoinFailed
 from appliance.session.model import (
     Event,
     LocalTrackMuted,
+    ProbeVerdict,
     RoomDisconnected,
     RoomReconnected,
     RoomReconnecting,
@@ -66,6 +67,7 @@ class FakeLink:
         self.max_in_flight = 0
         self.published: dict[TrackKind, Any] = {}
         self.counters: dict[TrackKind, Progress] = {}
+        self.probe_verdict: ProbeVerdict | None = None  # None: follow the queued outcomes
         self.closed = 0
 
     def fail_next(self, reason: str = "fake: unreachable", *, auth: bool = False,
@@ -157,6 +159,16 @@ class FakeLink:
 
     async def progress(self) -> Mapping[TrackKind, Progress]:
         return dict(self.counters)
+
+    async def probe(self, url: str, token: str) -> ProbeVerdict:
+        """OK unless a join failure is queued (then what that failure implies)."""
+        self.calls.append(("probe", url, token))
+        if self.probe_verdict is not None:
+            return self.probe_verdict
+        nxt = self.outcomes[0] if self.outcomes else None
+        if nxt is None:
+            return ProbeVerdict.OK
+        return ProbeVerdict.AUTH if nxt.auth else ProbeVerdict.UNREACHABLE
 
     async def aclose(self) -> None:
         self.closed += 1

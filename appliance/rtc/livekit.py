@@ -7,7 +7,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 from livekit import rtc
 
 from appliance.claims import token_expiry
@@ -19,6 +21,7 @@ from appliance.session.model import (
     LocalTrackMuted,
     ParticipantJoined,
     ParticipantLeft,
+    ProbeVerdict,
     Quality,
     RoomDisconnected,
     RoomReconnected,
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # A leave the server never answers must not hold up a shutdown (systemd gives us 5 s in total).
 DISCONNECT_TIMEOUT = 1.5
+PROBE_TIMEOUT = 2.0
 
 QUALITIES = {
     rtc.ConnectionQuality.QUALITY_EXCELLENT: Quality.EXCELLENT,
@@ -86,6 +90,7 @@ class LiveKitLink:
         self._room: rtc.Room | None = None
         self._gen = 0
         self._published: dict[TrackKind, tuple[Any, str]] = {}  # kind -> (track, publication sid)
+        self._http: aiohttp.ClientSession | None = None  # for probes only
         self.rooms_built = 0
 
     @property
@@ -262,5 +267,29 @@ class LiveKitLink:
                                    + ri.remote_inbound.round_trip_time_measurements)
         return {k: Progress(sent.get(k, 0), acked.get(k, 0)) for k in set(sent) | set(acked)}
 
+    async def probe(self, url: str, token: str) -> ProbeVerdict:
+        """GET <server>/rtc/validate with the token: what LiveKit answers before a join."""
+        parts = urlsplit(url)
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        base = urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT))
+        try:
+            async with self._http.get(f"{base}/rtc/validate",
+                                      headers={"Authorization": f"Bearer {token}"}) as resp:
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return ProbeVerdict.UNREACHABLE
+        if status == 200:
+            return ProbeVerdict.OK
+        if status in (401, 403):
+            return ProbeVerdict.AUTH
+        if status in (429, 503):
+            return ProbeVerdict.BUSY
+        return ProbeVerdict.UNREACHABLE
+
     async def aclose(self) -> None:
         await self.disconnect()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()

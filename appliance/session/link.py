@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from appliance.errors import ApplianceError
-from appliance.session.model import TrackKind
+from appliance.session.model import ProbeVerdict, TrackKind
 from appliance.session.stall import Progress
 
 # Words a refused join carries (the SDK puts the server's /validate body into ConnectError).
@@ -45,6 +45,11 @@ class RoomLink(Protocol):
         ...
 
     async def unpublish(self, kind: TrackKind) -> None: ...
+
+    async def probe(self, url: str, token: str) -> ProbeVerdict:
+        """Ask the server (LiveKit's `/rtc/validate`) whether a join with `token` would succeed;
+        cheap for the server, never raises."""
+        ...
 
     async def progress(self) -> Mapping[TrackKind, Progress]:
         """Outbound counters per published kind (empty when not in a room)."""

@@ -35,6 +35,8 @@ from appliance.session.model import (
     NetworkChanged,
     ParticipantJoined,
     ParticipantLeft,
+    ProbeAnswered,
+    ProbeVerdict,
     PublishTracks,
     Quality,
     RetryTimerFired,
@@ -43,6 +45,7 @@ from appliance.session.model import (
     RoomReconnected,
     RoomReconnecting,
     RoomState,
+    ScheduleProbe,
     ScheduleRetry,
     SetCameraEnabled,
     SetTrackMuted,
@@ -90,9 +93,26 @@ def jitter(identity: str, attempt: int, at: float) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def _connect(state: State, *, fresh: bool = False) -> Step:
-    state = _replace(state, room=C, retry_pending=False, next_retry_at=None)
+def _connect(state: State, *, fresh: bool = False, probed: bool = False) -> Step:
+    state = _replace(state, room=C, retry_pending=False, next_retry_at=None,
+                     probe_pending=False, probe_join=probed)
     return state, [CancelRetry(), Connect(state.attempt, fresh_token=fresh or state.auth_lane)]
+
+
+def _probe_due(state: State, at: float) -> float:
+    """Next probe: uniform in [0.4, 1.6] x the mean interval, a pure draw like the retry's."""
+    draw = jitter(f"{state.identity}/probe", state.probes, at)
+    return at + state.policy.probe_interval * (0.4 + 1.2 * draw)
+
+
+def _with_probe(step: Step, at: float) -> Step:
+    """While waiting to retry, also probe: the server's return is noticed within a second or
+    two instead of after the rest of the backoff."""
+    state, effects = step
+    if not state.retry_pending or state.policy.probe_interval <= 0 or state.stopping:
+        return step
+    return (_replace(state, probe_pending=True),
+            [*effects, ScheduleProbe(_probe_due(state, at))])
 
 
 def _drop_room(state: State, reason: str) -> State:
@@ -108,8 +128,8 @@ def _drop_room(state: State, reason: str) -> State:
 
 def _leave(state: State, reason: str) -> Step:
     """Ask the adapter to leave whatever room exists or is being joined."""
-    return _replace(state, room=X, retry_pending=False, next_retry_at=None), [
-        CancelRetry(), Disconnect(reason)]
+    return _replace(state, room=X, retry_pending=False, next_retry_at=None,
+                    probe_pending=False), [CancelRetry(), Disconnect(reason)]
 
 
 # --- room lifecycle ---------------------------------------------------------------------------
@@ -124,7 +144,8 @@ def on_connect_requested(state: State, ev: ConnectRequested) -> Step:
 def on_connected(state: State, ev: RoomConnected) -> Step:
     state = _replace(state, room=OK, link_fault=Fault.NONE, connected_at=ev.at,
                      remotes=ev.remotes, auth_lane=False, quality=Quality.UNKNOWN,
-                     room_sid=ev.room_sid, joined_since_start=True)
+                     room_sid=ev.room_sid, joined_since_start=True, probe_join=False,
+                     probe_joins_failed=0)
     if state.stopping or state.intent is Intent.LEFT:
         return _leave(state, "shutdown" if state.stopping else "leave button")
     return state, [PublishTracks(camera=not state.camera_privacy)]
@@ -152,8 +173,10 @@ def _join_fault(state: State, cause: JoinFailure) -> Fault:
 
 def on_connect_failed(state: State, ev: ConnectFailed) -> Step:
     fault = _join_fault(state, ev.cause)
-    state = _replace(_drop_room(state, ev.reason), link_fault=fault, attempt=state.attempt + 1)
-    return _retry_or_rest(state, ev.at, auth=ev.cause is JoinFailure.AUTH)
+    failed = state.probe_joins_failed + (1 if state.probe_join else 0)
+    state = _replace(_drop_room(state, ev.reason), link_fault=fault, attempt=state.attempt + 1,
+                     probe_join=False, probe_joins_failed=failed)
+    return _with_probe(_retry_or_rest(state, ev.at, auth=ev.cause is JoinFailure.AUTH), ev.at)
 
 
 # Why the server sent us away (LiveKit's DisconnectReason names) and what the kiosk does then.
@@ -172,12 +195,12 @@ def on_disconnected(state: State, ev: RoomDisconnected) -> Step:
         due = ev.at + state.policy.removed_stay_out
         return _replace(dropped, attempt=0, link_fault=Fault.REMOVED, retry_pending=True,
                         next_retry_at=due), [ScheduleRetry(due)]
-    if ev.reason == DUPLICATE_IDENTITY:
+    if ev.reason == DUPLICATE_IDENTITY:  # no probing: it would bring the ping-pong back
         return _retry_or_rest(_replace(dropped, attempt=attempt,
                                        link_fault=Fault.IDENTITY_CONFLICT), ev.at, auth=True)
     state = _replace(dropped, attempt=attempt,
                      link_fault=_join_fault(state, JoinFailure.UNREACHABLE))
-    return _retry_or_rest(state, ev.at, auth=False)
+    return _with_probe(_retry_or_rest(state, ev.at, auth=False), ev.at)
 
 
 def on_left(state: State, ev: RoomDisconnected | ConnectFailed) -> Step:
@@ -203,8 +226,8 @@ def on_stop(state: State, ev: StopRequested) -> Step:
         return state, []
     state = _replace(state, stopping=True)
     if state.room is D:
-        return _replace(state, retry_pending=False, next_retry_at=None), [
-            CancelRetry(), Shutdown()]
+        return _replace(state, retry_pending=False, next_retry_at=None,
+                        probe_pending=False), [CancelRetry(), Shutdown()]
     if state.room is X:
         return state, []
     return _leave(state, "shutdown")
@@ -216,6 +239,33 @@ def on_retry_fired(state: State, ev: RetryTimerFired) -> Step:
     if not state.retry_pending or state.stopping or state.intent is Intent.LEFT:
         return state, []  # a timer that lost a race with a cancel
     return _connect(state)
+
+
+def on_probe_answered(state: State, ev: ProbeAnswered) -> Step:
+    """The server's answer to a probe: join now if it would be accepted, else probe again."""
+    if not state.probe_pending:
+        return state, []  # a probe that lost a race with a join or a cancel
+    state = _replace(state, probe_pending=False, probes=state.probes + 1)
+    if not state.retry_pending or state.stopping or state.intent is Intent.LEFT:
+        return state, []
+    if ev.verdict is ProbeVerdict.OK:
+        if state.probe_joins_failed == 0:
+            return _connect(state, probed=True)
+        # Joins the probe let through were refused anyway (an overloaded server whose validate
+        # still says yes): bring the retry forward, but spread like a backoff, and stop probing.
+        delay = retry_delay(state.policy, state.probe_joins_failed,
+                            jitter(state.identity, state.attempt, ev.at))
+        due = ev.at + delay
+        if state.next_retry_at is not None and due >= state.next_retry_at:
+            return state, []
+        return _replace(state, next_retry_at=due), [ScheduleRetry(due)]
+    if ev.verdict is ProbeVerdict.CONFIG:
+        return _replace(state, link_fault=Fault.CONFIG_FAULT), []
+    if ev.verdict is ProbeVerdict.AUTH:
+        state = _replace(state, link_fault=Fault.AUTH_REJECTED)
+    else:
+        state = _replace(state, link_fault=_join_fault(state, JoinFailure.UNREACHABLE))
+    return _with_probe((state, []), ev.at)
 
 
 def on_network(state: State, ev: NetworkChanged) -> Step:
@@ -409,8 +459,8 @@ def on_button(state: State, ev: ButtonPressed) -> Step:
     if state.intent is Intent.IN_ROOM:
         state = _replace(state, intent=Intent.LEFT)
         if state.room is D:
-            return _replace(state, retry_pending=False, next_retry_at=None, attempt=0), [
-                CancelRetry()]
+            return _replace(state, retry_pending=False, next_retry_at=None, attempt=0,
+                            probe_pending=False), [CancelRetry()]
         if state.room is X:
             return state, []
         return _leave(state, "leave button")
@@ -442,6 +492,7 @@ TABLE: Mapping[type[Event], Mapping[RoomState, Handler | None]] = {
     NetworkChanged:          _every(on_network),
     MediaProgressSampled:    {D: noop,      C: noop,  OK: on_progress,    R: noop,        X: noop},
     RetryTimerFired:         {D: on_retry_fired, C: noop, OK: noop,       R: noop,        X: noop},
+    ProbeAnswered:           {D: on_probe_answered, C: noop, OK: noop,    R: noop,        X: noop},
     TickElapsed:             _every(on_tick),
     StopRequested:           _every(on_stop),
     ButtonPressed:           _every(on_button),

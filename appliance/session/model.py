@@ -197,6 +197,21 @@ class RetryTimerFired(Event):
     pass
 
 
+class ProbeVerdict(enum.Enum):
+    """What the server said to a cheap `/rtc/validate` probe while the kiosk is out of the room."""
+
+    OK = "ok"  # a join would be accepted now
+    AUTH = "auth"  # 401/403: the token (or the token service) is still refused
+    BUSY = "busy"  # 503/429: up, but not admitting now
+    UNREACHABLE = "unreachable"  # no answer: down, or the path to it
+    CONFIG = "config"  # our own configuration cannot produce a token: stop probing
+
+
+@dataclass(frozen=True)
+class ProbeAnswered(Event):
+    verdict: ProbeVerdict
+
+
 @dataclass(frozen=True)
 class TickElapsed(Event):
     pass
@@ -211,7 +226,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ButtonPressed, TrackStateChanged, LocalTrackMuted, MuteApplied, ConnectionQualityChanged,
     ConnectRequested, RoomConnected, ConnectFailed, RoomReconnecting, RoomReconnected,
     RoomDisconnected, ParticipantJoined, ParticipantLeft, TokenRefreshed, NetworkChanged,
-    MediaProgressSampled, RetryTimerFired, TickElapsed, StopRequested,
+    MediaProgressSampled, RetryTimerFired, ProbeAnswered, TickElapsed, StopRequested,
 )
 
 
@@ -245,8 +260,15 @@ class ScheduleRetry(Effect):
 
 
 @dataclass(frozen=True)
+class ScheduleProbe(Effect):
+    """At monotonic time `due`, ask the server whether a join would succeed (ProbeAnswered)."""
+
+    due: float
+
+
+@dataclass(frozen=True)
 class CancelRetry(Effect):
-    pass
+    """Disarm the retry timer and any probe still due."""
 
 
 @dataclass(frozen=True)
@@ -316,6 +338,10 @@ class State:
     auth_lane: bool = False  # the last failure was an auth rejection: slow backoff
     retry_pending: bool = False  # a ScheduleRetry is armed and not yet fired or cancelled
     next_retry_at: float | None = None
+    probe_pending: bool = False  # a ScheduleProbe is armed, or its probe is under way
+    probes: int = 0  # probes sent (a jitter input)
+    probe_join: bool = False  # the join under way was started by a probe's OK
+    probe_joins_failed: int = 0  # such joins that failed since the last success: spread more
     connected_at: float | None = None
     outside_since: float | None = None  # since when out of the room while intent is in-room
     network_up: bool = True

@@ -27,11 +27,14 @@ from appliance.session.model import (
     JoinFailure,
     MediaProgressSampled,
     MuteApplied,
+    ProbeAnswered,
+    ProbeVerdict,
     PublishTracks,
     RetryTimerFired,
     RoomConnected,
     RoomDisconnected,
     RoomState,
+    ScheduleProbe,
     ScheduleRetry,
     SetCameraEnabled,
     SetTrackMuted,
@@ -54,6 +57,7 @@ STOP_DEADLINE = 2.5  # leaving the room may take this long before the runner end
 TEARDOWN_STEP = 0.5  # each resource's close; systemd's 5 s budget covers all of them
 ABANDON_AFTER = 0.75  # a join in flight gets this long, twice: to finish, then to cancel
 STATS_TIMEOUT = 5.0
+PROBE_TIMEOUT = 2.0  # a validate the server does not answer in this long says "unreachable"
 
 Listener = Callable[[State], object]
 
@@ -88,6 +92,7 @@ class Runner:
         self._ops: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self._op_running = False
         self._retry: asyncio.TimerHandle | None = None
+        self._probe: asyncio.TimerHandle | None = None
         self._done = asyncio.Event()
         self._stop_at: float | None = None
         self._next_watchdog = 0.0
@@ -244,10 +249,13 @@ class Runner:
                                                           client_initiated=True))
         elif isinstance(effect, ScheduleRetry):
             self._arm_retry(effect.due)
+        elif isinstance(effect, ScheduleProbe):
+            self._arm_probe(effect.due)
         elif isinstance(effect, CancelRetry):
-            if self._retry is not None:
-                self._retry.cancel()
-                self._retry = None
+            for timer in (self._retry, self._probe):
+                if timer is not None:
+                    timer.cancel()
+            self._retry = self._probe = None
         elif isinstance(effect, PublishTracks):
             self._ops.put_nowait(lambda: self._publish(effect.camera))
         elif isinstance(effect, SetTrackMuted):
@@ -269,6 +277,34 @@ class Runner:
         self._retry = self._loop.call_later(delay, lambda: self.post(RetryTimerFired(self.clock())))
         lane = " (auth lane)" if self.state.auth_lane else ""
         log.info("retry %d in %.1f s%s", self.state.attempt, delay, lane)
+
+    def _arm_probe(self, due: float) -> None:
+        assert self._loop is not None
+        if self._probe is not None:
+            self._probe.cancel()
+        delay = max(0.0, due - self.clock())
+        self._probe = self._loop.call_later(
+            delay, lambda: self._spawn("session.probe", self._run_probe()))
+
+    async def _run_probe(self) -> None:
+        """Ask the server whether a join would succeed now; the machine decides what follows."""
+        self._probe = None
+        assert self.link is not None
+        try:
+            url, token = await self.tokens.get(fresh=self.state.auth_lane)
+        except AuthRejected:
+            verdict = ProbeVerdict.AUTH
+        except ConfigError:
+            verdict = ProbeVerdict.CONFIG
+        except TokenError:
+            verdict = ProbeVerdict.UNREACHABLE
+        else:
+            try:
+                verdict = await asyncio.wait_for(self.link.probe(url, token), PROBE_TIMEOUT)
+            except TimeoutError:
+                verdict = ProbeVerdict.UNREACHABLE
+        log.debug("probe: %s", verdict.value)
+        self.post(ProbeAnswered(self.clock(), verdict))
 
     async def _connect(self, effect: Connect) -> None:
         assert self.link is not None
@@ -382,8 +418,9 @@ class Runner:
             self.post(MediaProgressSampled(self.clock(), tuple(progress.items())))
 
     async def _cancel_tasks(self) -> None:
-        if self._retry is not None:
-            self._retry.cancel()
+        for timer in (self._retry, self._probe):
+            if timer is not None:
+                timer.cancel()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()

@@ -28,6 +28,8 @@ from appliance.session.model import (
     NetworkChanged,
     ParticipantJoined,
     ParticipantLeft,
+    ProbeAnswered,
+    ProbeVerdict,
     Progress,
     PublishTracks,
     Quality,
@@ -37,6 +39,7 @@ from appliance.session.model import (
     RoomReconnected,
     RoomReconnecting,
     RoomState,
+    ScheduleProbe,
     ScheduleRetry,
     SetCameraEnabled,
     SetTrackMuted,
@@ -89,6 +92,7 @@ SAMPLES: dict[type[Event], Event] = {
     NetworkChanged: NetworkChanged(T, up=True),
     MediaProgressSampled: MediaProgressSampled(T, ((TrackKind.MICROPHONE, Progress(10, 1)),)),
     RetryTimerFired: RetryTimerFired(T),
+    ProbeAnswered: ProbeAnswered(T, ProbeVerdict.OK),
     TickElapsed: TickElapsed(T),
     StopRequested: StopRequested(T),
 }
@@ -98,13 +102,13 @@ SAMPLES: dict[type[Event], Event] = {
 EXPECTED: dict[tuple[type[Event], RoomState], tuple[RoomState, tuple[type, ...]]] = {
     (ConnectRequested, D): (C, (CancelRetry, Connect)),
     (RoomConnected, C): (OK, (PublishTracks,)),
-    (ConnectFailed, C): (D, (ScheduleRetry,)),
+    (ConnectFailed, C): (D, (ScheduleRetry, ScheduleProbe)),
     (ConnectFailed, X): (C, (CancelRetry, Connect)),
     (RoomReconnecting, OK): (R, ()),
     (RoomReconnected, R): (OK, ()),
-    (RoomDisconnected, C): (D, (ScheduleRetry,)),
-    (RoomDisconnected, OK): (D, (ScheduleRetry,)),
-    (RoomDisconnected, R): (D, (ScheduleRetry,)),
+    (RoomDisconnected, C): (D, (ScheduleRetry, ScheduleProbe)),
+    (RoomDisconnected, OK): (D, (ScheduleRetry, ScheduleProbe)),
+    (RoomDisconnected, R): (D, (ScheduleRetry, ScheduleProbe)),
     (RoomDisconnected, X): (C, (CancelRetry, Connect)),
     (RoomDisconnected, D): (D, ()),
     (NetworkChanged, D): (C, (CancelRetry, Connect)),
@@ -156,8 +160,9 @@ def test_boot_join_publish_and_alone_vs_with_others() -> None:
 def test_failures_back_off_and_auth_goes_to_slow_lane() -> None:
     s, _ = transition(State(), ConnectRequested(0.0))
     s, fx = transition(s, ConnectFailed(1.0, "503"))
-    assert s.fault is Fault.SERVER_UNREACHABLE and s.retry_pending
-    assert fx == [ScheduleRetry(s.next_retry_at)]  # type: ignore[arg-type]
+    assert s.fault is Fault.SERVER_UNREACHABLE and s.retry_pending and s.probe_pending
+    assert fx[0] == ScheduleRetry(s.next_retry_at)  # type: ignore[arg-type]
+    assert isinstance(fx[1], ScheduleProbe) and 1.0 < fx[1].due <= 1.0 + 1.6 * 1.25
     assert s.next_retry_at is not None and 1.0 < s.next_retry_at <= 1.0 + s.policy.backoff_initial
     s, fx = transition(s, RetryTimerFired(2.0))
     assert fx == [CancelRetry(), Connect(1)]
@@ -421,3 +426,49 @@ def test_a_deleted_room_is_rejoined_after_the_normal_backoff() -> None:
     s, _ = transition(in_state(OK, attempt=0), RoomDisconnected(T, "ROOM_DELETED"))
     assert s.fault is Fault.SERVER_UNREACHABLE and not s.auth_lane
     assert s.next_retry_at is not None and s.next_retry_at - T <= s.policy.backoff_initial
+
+
+def _out_and_probing() -> State:
+    s, _ = transition(in_state(OK, attempt=0), RoomDisconnected(T, "SIGNAL_CLOSE"))
+    assert s.probe_pending and s.retry_pending
+    return s
+
+
+def test_a_probe_that_says_yes_joins_at_once() -> None:
+    s, fx = transition(_out_and_probing(), ProbeAnswered(T + 1, ProbeVerdict.OK))
+    assert s.room is C and s.probe_join and fx == [CancelRetry(), Connect(1)]
+
+
+def test_probes_continue_while_the_server_is_down_and_name_the_fault() -> None:
+    s = _out_and_probing()
+    s, fx = transition(s, ProbeAnswered(T + 1, ProbeVerdict.UNREACHABLE))
+    assert s.probe_pending and [type(e) for e in fx] == [ScheduleProbe]
+    s, fx = transition(s, ProbeAnswered(T + 2, ProbeVerdict.AUTH))
+    assert s.fault is Fault.AUTH_REJECTED and [type(e) for e in fx] == [ScheduleProbe]
+    s, fx = transition(s, ProbeAnswered(T + 3, ProbeVerdict.CONFIG))
+    assert s.fault is Fault.CONFIG_FAULT and not s.probe_pending and fx == []
+
+
+def test_joins_a_yes_let_through_that_fail_are_spread_like_a_backoff() -> None:
+    s, _ = transition(_out_and_probing(), ProbeAnswered(T + 1, ProbeVerdict.OK))
+    s, _ = transition(s, ConnectFailed(T + 1.3, "503 busy"))
+    assert s.probe_joins_failed == 1 and s.probe_pending
+    s, fx = transition(s, ProbeAnswered(T + 2, ProbeVerdict.OK))
+    assert s.room is D and not s.probe_pending  # no join at once: the retry was brought forward
+    assert all(isinstance(e, ScheduleRetry) for e in fx)
+    s, _ = transition(s, RetryTimerFired(T + 3))
+    s, _ = transition(s, RoomConnected(T + 3.3))
+    assert s.probe_joins_failed == 0
+
+
+def test_a_stale_probe_answer_is_ignored() -> None:
+    s, _ = transition(_out_and_probing(), RetryTimerFired(T + 1))  # the retry won the race
+    assert s.room is C and not s.probe_pending
+    new, fx = transition(s, ProbeAnswered(T + 1.1, ProbeVerdict.OK))
+    assert (new, fx) == (s, [])
+
+
+def test_no_probing_after_a_duplicate_identity_or_a_removal() -> None:
+    for reason in ("DUPLICATE_IDENTITY", "PARTICIPANT_REMOVED"):
+        s, fx = transition(in_state(OK), RoomDisconnected(T, reason))
+        assert not s.probe_pending and not any(isinstance(e, ScheduleProbe) for e in fx)

@@ -24,6 +24,8 @@ from appliance.session.model import (
     NetworkChanged,
     ParticipantJoined,
     ParticipantLeft,
+    ProbeAnswered,
+    ProbeVerdict,
     Progress,
     Quality,
     RetryTimerFired,
@@ -32,6 +34,7 @@ from appliance.session.model import (
     RoomReconnected,
     RoomReconnecting,
     RoomState,
+    ScheduleProbe,
     ScheduleRetry,
     Shutdown,
     State,
@@ -56,6 +59,7 @@ class SessionWorld(RuleBasedStateMachine):
         self.room_up = False
         self.disconnect_pending = False
         self.timer_armed = False
+        self.probe_armed = False
         self.shut_down = False
         self.step(ConnectRequested(self.now))
 
@@ -80,6 +84,9 @@ class SessionWorld(RuleBasedStateMachine):
                 self.disconnect_pending = True
             elif isinstance(effect, ScheduleRetry):
                 self.timer_armed = True
+            elif isinstance(effect, ScheduleProbe):
+                assert new.retry_pending, "probing while not waiting to retry"
+                self.probe_armed = True
             elif isinstance(effect, Shutdown):
                 assert new.stopping
                 self.shut_down = True
@@ -139,6 +146,13 @@ class SessionWorld(RuleBasedStateMachine):
         self.tick(dt)
         self.timer_armed = False
         self.step(RetryTimerFired(self.now))
+
+    @precondition(lambda self: self.probe_armed)
+    @rule(verdict=st.sampled_from(ProbeVerdict), dt=st.floats(0, 3))
+    def probe_answers(self, verdict: ProbeVerdict, dt: float) -> None:
+        self.tick(dt)
+        self.probe_armed = False
+        self.step(ProbeAnswered(self.now, verdict))
 
     # --- the rest of the world ----------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from typing import Any
 
@@ -16,6 +17,7 @@ from appliance.session.model import (
     ButtonPressed,
     Fault,
     Intent,
+    ProbeVerdict,
     RoomConnected,
     RoomDisconnected,
     RoomState,
@@ -143,3 +145,25 @@ async def test_unexpected_events_are_logged_and_ignored(harness_factory: Any, ca
 
 async def test_config_for_tests_is_fast() -> None:
     assert fast_config().reconnect.backoff_max < 1
+
+
+async def test_a_probe_brings_the_kiosk_back_long_before_the_backoff(harness_factory: Any) -> None:
+    # a retry ceiling of an hour: the retry timer (uniform in 0..3600 s) cannot be what rejoins
+    cfg = fast_config(backoff_initial=3600.0, backoff_max=3600.0, auth_backoff_max=3600.0)
+    cfg = dataclasses.replace(cfg, reconnect=dataclasses.replace(cfg.reconnect,
+                                                                 probe_interval=0.2))
+
+    def down(link: Any) -> None:
+        link.fail_next()  # the first join fails: the server is down
+        link.probe_verdict = ProbeVerdict.UNREACHABLE
+
+    h = await harness_factory(cfg, link_setup=down)
+    s = await wait_state(h.runner, lambda s: s.retry_pending and s.probe_pending)
+    assert s.next_retry_at is not None
+    probes = [c for c in h.link.calls if c[0] == "probe"]
+    h.link.probe_verdict = ProbeVerdict.OK  # the server is back
+    returned = h.runner.clock()
+    await wait_state(h.runner, published, within=5)
+    assert h.runner.clock() < s.next_retry_at  # the probe, not the backoff, did it
+    assert h.runner.clock() - returned < 1.0
+    assert len([c for c in h.link.calls if c[0] == "probe"]) > len(probes)
