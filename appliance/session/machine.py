@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from appliance.session.backoff import retry_delay
+from appliance.session.backoff import MIN_DELAY, retry_delay
 from appliance.session.model import (
     CONNECTION_FAULTS,
     JOINED_ROOM_STATES,
@@ -105,14 +105,9 @@ def _probe_due(state: State, at: float) -> float:
     return at + state.policy.probe_interval * (0.4 + 1.2 * draw)
 
 
-def _with_probe(step: Step, at: float) -> Step:
-    """While waiting to retry, also probe: the server's return is noticed within a second or
-    two instead of after the rest of the backoff."""
-    state, effects = step
-    if not state.retry_pending or state.policy.probe_interval <= 0 or state.stopping:
-        return step
-    return (_replace(state, probe_pending=True),
-            [*effects, ScheduleProbe(_probe_due(state, at))])
+def _probe_again(state: State, at: float) -> Step:
+    """While waiting, probe again: the server's return is noticed within a second or two."""
+    return _replace(state, probe_pending=True), [ScheduleProbe(_probe_due(state, at))]
 
 
 def _drop_room(state: State, reason: str) -> State:
@@ -151,16 +146,31 @@ def on_connected(state: State, ev: RoomConnected) -> Step:
     return state, [PublishTracks(camera=not state.camera_privacy)]
 
 
-def _retry_or_rest(state: State, at: float, *, auth: bool) -> Step:
+def _retry_or_rest(state: State, at: float, *, auth: bool, probe: bool = False) -> Step:
+    """Arm the next join: after the backoff, or, when probing, on the probe's OK.
+
+    While probing, the blind retry is only a safety net (a validate path that never answers
+    although joins would work): its delay is drawn up to the slow lane's cap, so a fleet's blind
+    joins against a dead server stay far below its admission rate.
+    """
     if state.stopping:
         return state, [Shutdown()]
     if state.intent is Intent.LEFT:
         return state, []
-    delay = retry_delay(state.policy, state.attempt, jitter(state.identity, state.attempt, at),
-                        auth=auth)
+    draw = jitter(state.identity, state.attempt, at)
+    probing = probe and state.policy.probe_interval > 0
+    if probing:
+        delay = max(MIN_DELAY, draw * max(state.policy.auth_backoff_max,
+                                          state.policy.backoff_max))
+    else:
+        delay = retry_delay(state.policy, state.attempt, draw, auth=auth)
     due = at + delay
-    return _replace(state, retry_pending=True, auth_lane=auth, next_retry_at=due), [
-        ScheduleRetry(due)]
+    state = _replace(state, retry_pending=True, auth_lane=auth, next_retry_at=due,
+                     probe_pending=probing)
+    effects: list[Effect] = [ScheduleRetry(due)]
+    if probing:
+        effects.append(ScheduleProbe(_probe_due(state, at)))
+    return state, effects
 
 
 def _join_fault(state: State, cause: JoinFailure) -> Fault:
@@ -176,7 +186,7 @@ def on_connect_failed(state: State, ev: ConnectFailed) -> Step:
     failed = state.probe_joins_failed + (1 if state.probe_join else 0)
     state = _replace(_drop_room(state, ev.reason), link_fault=fault, attempt=state.attempt + 1,
                      probe_join=False, probe_joins_failed=failed)
-    return _with_probe(_retry_or_rest(state, ev.at, auth=ev.cause is JoinFailure.AUTH), ev.at)
+    return _retry_or_rest(state, ev.at, auth=ev.cause is JoinFailure.AUTH, probe=True)
 
 
 # Why the server sent us away (LiveKit's DisconnectReason names) and what the kiosk does then.
@@ -200,7 +210,7 @@ def on_disconnected(state: State, ev: RoomDisconnected) -> Step:
                                        link_fault=Fault.IDENTITY_CONFLICT), ev.at, auth=True)
     state = _replace(dropped, attempt=attempt,
                      link_fault=_join_fault(state, JoinFailure.UNREACHABLE))
-    return _with_probe(_retry_or_rest(state, ev.at, auth=False), ev.at)
+    return _retry_or_rest(state, ev.at, auth=False, probe=True)
 
 
 def on_left(state: State, ev: RoomDisconnected | ConnectFailed) -> Step:
@@ -265,7 +275,7 @@ def on_probe_answered(state: State, ev: ProbeAnswered) -> Step:
         state = _replace(state, link_fault=Fault.AUTH_REJECTED)
     else:
         state = _replace(state, link_fault=_join_fault(state, JoinFailure.UNREACHABLE))
-    return _with_probe((state, []), ev.at)
+    return _probe_again(state, ev.at)
 
 
 def on_network(state: State, ev: NetworkChanged) -> Step:

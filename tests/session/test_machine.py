@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import statistics
 
 import pytest
 
+from appliance.config import ReconnectConfig
 from appliance.session import machine
 from appliance.session.machine import ALLOWED_EDGES, TABLE, transition
 from appliance.session.model import (
@@ -158,11 +160,10 @@ def test_boot_join_publish_and_alone_vs_with_others() -> None:
 
 
 def test_failures_back_off_and_auth_goes_to_slow_lane() -> None:
-    s, _ = transition(State(), ConnectRequested(0.0))
+    s, _ = transition(State(policy=ReconnectConfig(probe_interval=0)), ConnectRequested(0.0))
     s, fx = transition(s, ConnectFailed(1.0, "503"))
-    assert s.fault is Fault.SERVER_UNREACHABLE and s.retry_pending and s.probe_pending
-    assert fx[0] == ScheduleRetry(s.next_retry_at)  # type: ignore[arg-type]
-    assert isinstance(fx[1], ScheduleProbe) and 1.0 < fx[1].due <= 1.0 + 1.6 * 1.25
+    assert s.fault is Fault.SERVER_UNREACHABLE and s.retry_pending and not s.probe_pending
+    assert fx == [ScheduleRetry(s.next_retry_at)]  # type: ignore[arg-type]
     assert s.next_retry_at is not None and 1.0 < s.next_retry_at <= 1.0 + s.policy.backoff_initial
     s, fx = transition(s, RetryTimerFired(2.0))
     assert fx == [CancelRetry(), Connect(1)]
@@ -422,10 +423,20 @@ def test_removed_by_an_operator_stays_out_then_returns_or_on_a_press() -> None:
     assert now.room is C and Connect(0, fresh_token=True) in fx
 
 
-def test_a_deleted_room_is_rejoined_after_the_normal_backoff() -> None:
-    s, _ = transition(in_state(OK, attempt=0), RoomDisconnected(T, "ROOM_DELETED"))
-    assert s.fault is Fault.SERVER_UNREACHABLE and not s.auth_lane
-    assert s.next_retry_at is not None and s.next_retry_at - T <= s.policy.backoff_initial
+def test_a_deleted_room_is_rejoined_as_after_any_drop() -> None:
+    s, fx = transition(in_state(OK, attempt=0), RoomDisconnected(T, "ROOM_DELETED"))
+    assert s.fault is Fault.SERVER_UNREACHABLE and not s.auth_lane and s.probe_pending
+    assert [type(e) for e in fx] == [ScheduleRetry, ScheduleProbe]
+
+
+def test_while_probing_blind_retries_are_only_a_slow_safety_net() -> None:
+    s, fx = transition(in_state(OK, attempt=0), RoomDisconnected(T, "SIGNAL_CLOSE"))
+    probe = fx[1]
+    assert isinstance(probe, ScheduleProbe) and T < probe.due <= T + 1.6 * 1.25
+    assert s.next_retry_at is not None and s.next_retry_at - T <= s.policy.auth_backoff_max
+    draws = [transition(in_state(OK, identity=f"k{i}", attempt=0),
+                        RoomDisconnected(T, "SIGNAL_CLOSE"))[0].next_retry_at for i in range(200)]
+    assert statistics.median([d - T for d in draws if d is not None]) > s.policy.backoff_max
 
 
 def _out_and_probing() -> State:
