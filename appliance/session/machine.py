@@ -157,13 +157,12 @@ def _retry_or_rest(state: State, at: float, *, auth: bool, probe: bool = False) 
         return state, [Shutdown()]
     if state.intent is Intent.LEFT:
         return state, []
-    draw = jitter(state.identity, state.attempt, at)
     probing = probe and state.policy.probe_interval > 0
     if probing:
-        delay = max(MIN_DELAY, draw * max(state.policy.auth_backoff_max,
-                                          state.policy.backoff_max))
+        delay = _safety_net_delay(state, at)
     else:
-        delay = retry_delay(state.policy, state.attempt, draw, auth=auth)
+        delay = retry_delay(state.policy, state.attempt, jitter(state.identity, state.attempt, at),
+                            auth=auth)
     due = at + delay
     state = _replace(state, retry_pending=True, auth_lane=auth, next_retry_at=due,
                      probe_pending=probing)
@@ -171,6 +170,11 @@ def _retry_or_rest(state: State, at: float, *, auth: bool, probe: bool = False) 
     if probing:
         effects.append(ScheduleProbe(_probe_due(state, at)))
     return state, effects
+
+
+def _safety_net_delay(state: State, at: float) -> float:
+    draw = jitter(f"{state.identity}/net", state.probes, at)
+    return max(MIN_DELAY, draw * max(state.policy.auth_backoff_max, state.policy.backoff_max))
 
 
 def _join_fault(state: State, cause: JoinFailure) -> Fault:
@@ -275,7 +279,15 @@ def on_probe_answered(state: State, ev: ProbeAnswered) -> Step:
         state = _replace(state, link_fault=Fault.AUTH_REJECTED)
     else:
         state = _replace(state, link_fault=_join_fault(state, JoinFailure.UNREACHABLE))
-    return _probe_again(state, ev.at)
+    state, effects = _probe_again(state, ev.at)
+    if ev.verdict is ProbeVerdict.BUSY:
+        # The server is up and says "not now": a blind join would only add to its load, so the
+        # safety-net retry moves out again; the next probe's OK brings the kiosk in.
+        due = ev.at + _safety_net_delay(state, ev.at)
+        if state.next_retry_at is None or due > state.next_retry_at:
+            state = _replace(state, next_retry_at=due)
+            effects.append(ScheduleRetry(due))
+    return state, effects
 
 
 def on_network(state: State, ev: NetworkChanged) -> Step:
