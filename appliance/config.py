@@ -107,6 +107,13 @@ class ReconnectConfig:
 
 
 @dataclass(frozen=True)
+class RemoteConfig:
+    operators: str = "operator-*"  # comma-separated identity patterns that may call kiosk RPCs
+    attributes: bool = True  # publish health as participant attributes
+    allow_unmute: bool = False  # remote unmute / camera-on; only the per-device file may set it
+
+
+@dataclass(frozen=True)
 class WatchdogConfig:
     max_time_outside_room: float = 0.0  # 0 = off
 
@@ -130,6 +137,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
     reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
@@ -472,6 +480,10 @@ def _validate(cfg: Config, origin: Mapping[str, str]) -> list[str]:
             f"expected at least `reconnect.backoff_initial` "
             f"({rc.backoff_initial:g}), found {rc.backoff_max:g}",
         )
+    patterns = [p.strip() for p in cfg.remote.operators.split(",")]
+    if cfg.remote.operators.strip() and not all(patterns):
+        bad("remote.operators", "expected comma-separated identity patterns (e.g. "
+            f'"operator-*,ops-laptop"), found an empty one in {cfg.remote.operators!r}')
     if 0 < rc.probe_interval < 0.2:
         bad("reconnect.probe_interval", "expected 0 (off) or at least 0.2 s, found "
             f"{rc.probe_interval:g}")
@@ -600,6 +612,10 @@ def load(
     origin = {f"{s}.{k}": src for src, layer in layers for s, t in layer.items() for k in t}
     cfg = _build(_merge([layer for _, layer in layers]))
     problems = _validate(cfg, origin)
+    unmute_from = origin.get("remote.allow_unmute")
+    if cfg.remote.allow_unmute and unmute_from != (str(device_file) if use_device else None):
+        problems.append(f"{unmute_from}: `remote.allow_unmute`: may only be set in the per-device "
+                        "file (it lets a remote operator turn a microphone or camera on)")
     problems += [f"{origin.get('gpio.profile', 'defaults')}: {p}" for p in _profile_problems(cfg)]
     if problems:
         raise ConfigError(problems)

@@ -138,6 +138,8 @@ class StatusKind(enum.Enum):
     WITH_OTHERS = "in the room with others"
     RECONNECTING = "reconnecting (SDK resuming, or waiting to retry)"
     LEFT = "left (idle): leave was pressed, press again to join"
+    LEFT_REMOTELY = "left because an operator asked (RPC `kiosk.leave`): press leave to join"
+    IDENTIFY = "identify: an operator is looking for this kiosk (status and quality LEDs)"
     NO_NETWORK = "fault: no network"
     SERVER_UNREACHABLE = "fault: server unreachable"
     AUTH_REJECTED = "fault: credentials rejected (401/403)"
@@ -155,6 +157,8 @@ STATUS_PATTERNS: dict[StatusKind, Pattern] = {
     StatusKind.WITH_OTHERS: on(Colour.GREEN),
     StatusKind.RECONNECTING: blink(0.1, 0.1, Colour.AMBER),
     StatusKind.LEFT: pulse(2.0, 2.0, Colour.WHITE),
+    StatusKind.LEFT_REMOTELY: pulse(1.0, 1.0, Colour.BLUE),
+    StatusKind.IDENTIFY: Pattern(Shape.FLASHES, Colour.WHITE, 0.1, 0.1, 3, 0.4),
     # Fault codes: the count of flashes names the fault, as on the Pi's own ACT LED.
     StatusKind.NO_NETWORK: flashes(2),
     StatusKind.SERVER_UNREACHABLE: flashes(3),
@@ -193,8 +197,11 @@ def status_kind(state: State) -> StatusKind:
     """Which status the observed state shows; the order of the checks is the priority."""
     if state.stopping:
         return StatusKind.STOPPING
+    if state.identify_until is not None:
+        return StatusKind.IDENTIFY
     if state.intent is Intent.LEFT:
-        return StatusKind.LEFT  # a person chose this: no fault is "wrong" while we stay out
+        # a person (or an operator) chose this: no fault is "wrong" while we stay out
+        return StatusKind.LEFT_REMOTELY if state.left_remotely_by else StatusKind.LEFT
     if state.crashes >= CRASH_LOOP_AFTER and not state.joined_since_start:
         return StatusKind.CRASH_LOOP
     if state.fault in CONNECTION_FAULTS and state.room is not RoomState.CONNECTED:
@@ -233,7 +240,11 @@ def indicators(state: State) -> dict[LedName, Pattern]:
         LedName.STATUS: STATUS_PATTERNS[status_kind(state)],
         LedName.MUTE: MUTE_ON if mute_led_on(state) else OFF,
         LedName.CAMERA: CAMERA_ON if on_air(state, TrackKind.CAMERA) else OFF,
-        LedName.QUALITY: QUALITY_PATTERNS[shown_quality(state)],
+        # Identify borrows the quality LED too, never the mute or camera LED: those tell the
+        # truth about the microphone and camera whatever an operator asks.
+        LedName.QUALITY: (STATUS_PATTERNS[StatusKind.IDENTIFY]
+                          if state.identify_until is not None and not state.stopping
+                          else QUALITY_PATTERNS[shown_quality(state)]),
     }
 
 

@@ -4,7 +4,9 @@
     config ─> MediaManager ── post ─────┤
     config ─> LiveKitLink ─── post ─────┼─> Runner (one queue -> pure machine -> effects)
     config ─> GpioFrontEnd ── post ─────┤        │
+    RemoteOps (RPC via the link) ─ post ┤        │
     NetWatch, timers, signals ── post ──┘        └─> listeners: GpioFrontEnd.show(state) (LEDs),
+                                                     HealthPublisher (attributes via the link),
                                                      sd_notify STATUS=; ControlServer reads state
 
 Adapters only post events (facts) and execute effects; the machine alone owns the state that
@@ -25,12 +27,15 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
+from appliance import __version__
 from appliance.config import Config
 from appliance.control import ControlError
 from appliance.control.server import ControlServer
 from appliance.crashes import CrashLedger
 from appliance.devices.gpio import GpioFrontEnd
 from appliance.errors import DeviceError
+from appliance.remote.health import HealthPublisher, static_attributes
+from appliance.remote.rpc import RemoteOps
 from appliance.session.media import MediaLayer, NullMedia
 from appliance.session.model import Event, StopRequested
 from appliance.session.runner import Runner
@@ -62,6 +67,7 @@ class Kiosk:
     runner: Runner
     media: MediaLayer
     devices: bool = True  # open GPIO and the control socket (tests of the room alone say False)
+    health: HealthPublisher | None = None
     gpio: GpioFrontEnd | None = None
     control: ControlServer | None = None
 
@@ -72,6 +78,9 @@ class Kiosk:
             if self.devices:
                 await self._open_gpio(stack)
                 await self._open_control(stack)
+            if self.health is not None:
+                stack.push_async_callback(self.health.aclose)
+                stack.callback(self.runner.add_listener(self.health.on_state))
             return await self.runner.run()
 
     async def _open_gpio(self, stack: AsyncExitStack) -> None:
@@ -119,12 +128,21 @@ def build_kiosk(cfg: Config, *, media: MediaLayer | None = None,
     # The media manager plays the room's audio and chooses how its tracks are published.
     sink = media if isinstance(media, RemoteTrackSink) else None
 
+    runner: Runner
+    ops = RemoteOps(cfg, post=lambda ev: runner.post(ev), state=lambda: runner.state,
+                    clock=clock)
+
     def link_factory(post: Callable[[Event], None]) -> LiveKitLink:
-        return LiveKitLink(post, clock=clock, on_token=tokens.observe_refreshed, sink=sink)
+        return LiveKitLink(post, clock=clock, on_token=tokens.observe_refreshed, sink=sink,
+                           rpc_methods=ops.methods)
 
     runner = Runner(cfg, link_factory=link_factory, media=media, tokens=tokens,
                     notifier=notifier or Notifier(), clock=clock, crashes=crashes)
-    return Kiosk(cfg, runner, media, devices=devices)
+    health = None
+    if cfg.remote.attributes:
+        health = HealthPublisher(lambda: runner.link, static_attributes(
+            __version__, cfg.gpio.profile), clock=clock)
+    return Kiosk(cfg, runner, media, devices=devices, health=health)
 
 
 def _hard_exit(ledger: CrashLedger) -> None:

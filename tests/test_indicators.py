@@ -50,8 +50,10 @@ def expected_status(s: State) -> StatusKind:
     """The README's rules for the status LED, restated independently of the code."""
     if s.stopping:
         return StatusKind.STOPPING
+    if s.identify_until is not None:
+        return StatusKind.IDENTIFY
     if s.intent is Intent.LEFT:
-        return StatusKind.LEFT
+        return StatusKind.LEFT_REMOTELY if s.left_remotely_by else StatusKind.LEFT
     if s.crashes >= 3 and not s.joined_since_start:
         return StatusKind.CRASH_LOOP
     if s.fault is Fault.DEVICE_FAULT:
@@ -79,6 +81,8 @@ STATUS_AXES = {
     "next_retry_at": [None, 12.0],
     "stopping": [False, True],
     "crashes": [0, 3],
+    "identify_until": [None, 50.0],
+    "left_remotely_by": ["", "operator-1"],
 }
 MEDIA_AXES = {
     "room": list(RoomState),
@@ -113,7 +117,7 @@ def product(axes: dict[str, list[object]]) -> list[State]:
 
 def test_every_status_state_shows_its_documented_pattern() -> None:
     states = product(STATUS_AXES)
-    assert len(states) == 2560
+    assert len(states) == 10240
     seen = set()
     for s in states:
         kind = expected_status(s)
@@ -148,6 +152,7 @@ def test_a_remote_mute_request_not_yet_confirmed_leaves_the_mute_led_off() -> No
     mic_muted=st.booleans(), mic_mute_wanted=st.booleans(), camera_privacy=st.booleans(),
     camera_muted=st.booleans(), stalled=st.frozensets(st.sampled_from(TrackKind)),
     crashes=st.integers(0, 5), joined_since_start=st.booleans(),
+    identify_until=st.none() | st.just(5.0), left_remotely_by=st.sampled_from(["", "op"]),
     attempt=st.integers(0, 5), next_retry_at=st.none() | st.floats(0, 100),
     stopping=st.booleans(),
 ))

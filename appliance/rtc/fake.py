@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,9 @@ class FakeLink:
         self.published: dict[TrackKind, Any] = {}
         self.counters: dict[TrackKind, Progress] = {}
         self.probe_verdict: ProbeVerdict | None = None  # None: follow the queued outcomes
+        self.attributes: dict[str, str] = {}
+        self.attribute_updates = 0
+        self.rpc_methods: dict[str, Callable[[str, str], Awaitable[str]]] = {}
         self.closed = 0
 
     def fail_next(self, reason: str = "fake: unreachable", *, auth: bool = False,
@@ -159,6 +162,16 @@ class FakeLink:
 
     async def progress(self) -> Mapping[TrackKind, Progress]:
         return dict(self.counters)
+
+    async def set_attributes(self, attributes: Mapping[str, str]) -> None:
+        if not self.connected:
+            raise RuntimeError("not in a room")
+        self.attributes.update(attributes)
+        self.attribute_updates += 1
+
+    async def call_rpc(self, method: str, caller: str, payload: str = "") -> str:
+        """What a remote participant's perform_rpc would reach (RemoteRefused propagates)."""
+        return await self.rpc_methods[method](caller, payload)
 
     async def probe(self, url: str, token: str) -> ProbeVerdict:
         """OK unless a join failure is queued (then what that failure implies)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,6 +13,7 @@ import aiohttp
 from livekit import rtc
 
 from appliance.claims import token_expiry
+from appliance.remote.rpc import RemoteRefused
 from appliance.rtc.compat import refreshed_token, release_handles
 from appliance.session.link import JoinFailed, looks_like_auth
 from appliance.session.model import (
@@ -69,6 +70,19 @@ def disconnect_reason_name(reason: int) -> str:
         return f"REASON_{reason}"
 
 
+RpcHandler = Callable[[str, str], Awaitable[str]]  # (caller identity, payload) -> reply
+
+
+def _rpc_adapter(handler: RpcHandler) -> Callable[[rtc.RpcInvocationData], Awaitable[str]]:
+    """Our handler as an SDK RPC method: RemoteRefused becomes LiveKit's RpcError."""
+    async def invoke(data: rtc.RpcInvocationData) -> str:
+        try:
+            return await handler(data.caller_identity, data.payload)
+        except RemoteRefused as exc:
+            raise rtc.RpcError(exc.code, exc.message) from None
+    return invoke
+
+
 def _track(kind: TrackKind, state: TrackState, reason: str = "",
            muted: bool = False) -> Callable[[float], Event]:
     return lambda at: TrackStateChanged(at, kind, state, reason, muted)
@@ -81,7 +95,8 @@ class LiveKitLink:
                  clock: Callable[[], float] = time.monotonic,
                  on_token: Callable[[str], None] | None = None,
                  sink: RemoteTrackSink | None = None,
-                 options: rtc.RoomOptions | None = None) -> None:
+                 options: rtc.RoomOptions | None = None,
+                 rpc_methods: Mapping[str, RpcHandler] | None = None) -> None:
         self._post = post
         self._clock = clock
         self._on_token = on_token
@@ -91,6 +106,7 @@ class LiveKitLink:
         self._gen = 0
         self._published: dict[TrackKind, tuple[Any, str]] = {}  # kind -> (track, publication sid)
         self._http: aiohttp.ClientSession | None = None  # for probes only
+        self._rpc = dict(rpc_methods or {})
         self.rooms_built = 0
 
     @property
@@ -190,7 +206,16 @@ class LiveKitLink:
             self._room = None
             self._gen += 1
             raise
+        for method, handler in self._rpc.items():
+            room.local_participant.register_rpc_method(method, _rpc_adapter(handler))
         return frozenset(p.identity for p in room.remote_participants.values())
+
+    async def set_attributes(self, attributes: Mapping[str, str]) -> None:
+        """Merge `attributes` into our participant's (needs canUpdateOwnMetadata)."""
+        room = self._room
+        if room is None or not room.isconnected():
+            raise RuntimeError("not in a room")
+        await room.local_participant.set_attributes(dict(attributes))
 
     async def disconnect(self) -> None:
         room, self._room = self._room, None

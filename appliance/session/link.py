@@ -46,6 +46,10 @@ class RoomLink(Protocol):
 
     async def unpublish(self, kind: TrackKind) -> None: ...
 
+    async def set_attributes(self, attributes: Mapping[str, str]) -> None:
+        """Merge into our participant's attributes; RuntimeError when not in a room."""
+        ...
+
     async def probe(self, url: str, token: str) -> ProbeVerdict:
         """Ask the server (LiveKit's `/rtc/validate`) whether a join with `token` would succeed;
         cheap for the server, never raises."""

@@ -39,6 +39,8 @@ from appliance.session.model import (
     ProbeVerdict,
     PublishTracks,
     Quality,
+    RemoteAction,
+    RemoteActionRequested,
     RetryTimerFired,
     RoomConnected,
     RoomDisconnected,
@@ -301,6 +303,8 @@ def on_tick(state: State, ev: TickElapsed) -> Step:
     if (state.connected_at is not None and state.attempt
             and ev.at - state.connected_at >= state.policy.stable_after):
         state = _replace(state, attempt=0, auth_lane=False)
+    if state.identify_until is not None and ev.at >= state.identify_until:
+        state = _replace(state, identify_until=None)
     return _move_ladder(state, state.ladder.tick(ev.at)[0])
 
 
@@ -447,6 +451,66 @@ def _server_mute(state: State, kind: TrackKind, muted: bool) -> Step:
     return state, [SetTrackMuted(kind, True)]
 
 
+# --- remote requests --------------------------------------------------------------------------
+
+IDENTIFY_DEFAULT, IDENTIFY_MAX = 30.0, 600.0
+TURNS_MEDIA_ON = frozenset({RemoteAction.UNMUTE, RemoteAction.CAMERA_ON})
+
+
+def remote_refusal(state: State, action: RemoteAction) -> str | None:
+    """Why `action` is refused (None: accepted); the RPC reply and the machine both use it."""
+    if action in TURNS_MEDIA_ON and not state.allow_remote_unmute:
+        return (f"refused: only a person at the kiosk may turn the "
+                f"{'microphone' if action is RemoteAction.UNMUTE else 'camera'} on")
+    if state.stopping:
+        return "refused: the kiosk is stopping"
+    return None
+
+
+def on_remote(state: State, ev: RemoteActionRequested) -> Step:
+    """An operator's request. Nothing remote turns a microphone or camera on (unless the
+    per-device file allows it), and nothing remote ever lifts a person's camera privacy."""
+    what = f"{ev.action.value} by {ev.caller}"
+    refusal = remote_refusal(state, ev.action)
+    if refusal is not None:
+        refused = state.remote_unmutes_refused + (ev.action in TURNS_MEDIA_ON)
+        return _replace(state, last_remote=f"{what}: {refusal}",
+                        remote_unmutes_refused=refused), []
+    state = _replace(state, last_remote=what)
+    action = ev.action
+    if action is RemoteAction.IDENTIFY:
+        seconds = min(IDENTIFY_MAX, ev.seconds if ev.seconds > 0 else IDENTIFY_DEFAULT)
+        return _replace(state, identify_until=ev.at + seconds), []
+    if action is RemoteAction.MUTE:
+        return _replace(state, mic_mute_wanted=True), [SetTrackMuted(TrackKind.MICROPHONE, True)]
+    if action is RemoteAction.CAMERA_OFF:
+        state = _replace(state, camera_remote_muted=True)
+        return state, [SetTrackMuted(TrackKind.CAMERA, True)]
+    if action is RemoteAction.UNMUTE:
+        return _replace(state, mic_mute_wanted=False), [
+            SetTrackMuted(TrackKind.MICROPHONE, False)]
+    if action is RemoteAction.CAMERA_ON:
+        state = _replace(state, camera_remote_muted=False)
+        return state, [SetTrackMuted(TrackKind.CAMERA, _camera_mute_wanted(state))]
+    if action is RemoteAction.RESTART:
+        return on_stop(state, StopRequested(ev.at, f"restart requested by {ev.caller}"))
+    if action is RemoteAction.REJOIN:
+        if state.intent is Intent.LEFT or state.room is X:
+            return state, []
+        state = _replace(state, attempt=0, auth_lane=False)
+        if state.room is D:
+            return _connect(state, fresh=True)
+        return _leave(state, f"rejoin requested by {ev.caller}")
+    # LEAVE: out until a person presses leave (shown apart from a person's own leave)
+    state = _replace(state, intent=Intent.LEFT, left_remotely_by=ev.caller)
+    if state.room is D:
+        return _replace(state, retry_pending=False, next_retry_at=None, attempt=0,
+                        probe_pending=False), [CancelRetry()]
+    if state.room is X:
+        return state, []
+    return _leave(state, f"leave requested by {ev.caller}")
+
+
 # --- buttons ----------------------------------------------------------------------------------
 
 def on_button(state: State, ev: ButtonPressed) -> Step:
@@ -486,7 +550,8 @@ def on_button(state: State, ev: ButtonPressed) -> Step:
         if state.room is X:
             return state, []
         return _leave(state, "leave button")
-    state = _replace(state, intent=Intent.IN_ROOM, attempt=0, auth_lane=False)
+    state = _replace(state, intent=Intent.IN_ROOM, attempt=0, auth_lane=False,
+                     left_remotely_by="")
     return _connect(state) if state.room is D else (state, [])
 
 
@@ -521,6 +586,7 @@ TABLE: Mapping[type[Event], Mapping[RoomState, Handler | None]] = {
     TrackStateChanged:       _every(on_track),
     LocalTrackMuted:         _every(on_local_muted),
     MuteApplied:             _every(on_mute_applied),
+    RemoteActionRequested:   _every(on_remote),
 }
 
 

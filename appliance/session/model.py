@@ -212,6 +212,28 @@ class ProbeAnswered(Event):
     verdict: ProbeVerdict
 
 
+class RemoteAction(enum.Enum):
+    """What an operator may ask of a kiosk from afar (RPC `kiosk.<value>`)."""
+
+    IDENTIFY = "identify"  # a distinctive pattern on the status and quality LEDs for N s
+    MUTE = "mute"
+    CAMERA_OFF = "camera-off"
+    REJOIN = "rejoin"  # leave and join afresh (new token, new Room)
+    RESTART = "restart"  # leave and exit cleanly; systemd starts the daemon again
+    LEAVE = "leave"  # leave and stay out until a person presses leave
+    UNMUTE = "unmute"  # refused unless remote.allow_unmute (privacy: a person turns it on)
+    CAMERA_ON = "camera-on"  # refused likewise
+
+
+@dataclass(frozen=True)
+class RemoteActionRequested(Event):
+    """An operator's request; `caller` is the identity the server stamped on it."""
+
+    action: RemoteAction
+    caller: str
+    seconds: float = 0.0
+
+
 @dataclass(frozen=True)
 class TickElapsed(Event):
     pass
@@ -226,7 +248,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ButtonPressed, TrackStateChanged, LocalTrackMuted, MuteApplied, ConnectionQualityChanged,
     ConnectRequested, RoomConnected, ConnectFailed, RoomReconnecting, RoomReconnected,
     RoomDisconnected, ParticipantJoined, ParticipantLeft, TokenRefreshed, NetworkChanged,
-    MediaProgressSampled, RetryTimerFired, ProbeAnswered, TickElapsed, StopRequested,
+    MediaProgressSampled, RetryTimerFired, ProbeAnswered, RemoteActionRequested, TickElapsed,
+    StopRequested,
 )
 
 
@@ -347,6 +370,10 @@ class State:
     network_up: bool = True
     stopping: bool = False
     policy: ReconnectConfig = field(default_factory=ReconnectConfig)
+    allow_remote_unmute: bool = False  # remote.allow_unmute (per-device file only)
+    identify_until: float | None = None  # an operator's identify request shows until then
+    left_remotely_by: str = ""  # the operator whose `leave` holds the kiosk out
+    last_remote: str = ""  # the last remote request and its outcome, for the status
     crashes: int = 0  # unclean exits of the daemon since boot (appliance.crashes)
     joined_since_start: bool = False  # this process has been in the room at least once
     last_disconnect_reason: str = ""
@@ -421,18 +448,23 @@ class State:
             "stopping": self.stopping,
             "last_disconnect_reason": self.last_disconnect_reason,
             "crashes_since_boot": self.crashes,
+            "identify": self.identify_until is not None,
+            "left_remotely_by": self.left_remotely_by,
+            "last_remote": self.last_remote,
             "status": status_line(self),
         }
 
 
 def initial_state(identity: str, room_name: str, policy: ReconnectConfig, *,
                   camera_size: tuple[int, int] = (1280, 720),
-                  ladder_timing: tuple[float, float] = (10.0, 30.0), crashes: int = 0) -> State:
+                  ladder_timing: tuple[float, float] = (10.0, 30.0), crashes: int = 0,
+                  allow_remote_unmute: bool = False) -> State:
     """The state a session starts in, with the configured policies filled in."""
     from appliance.session.degradation import LadderPolicy
 
     down, up = ladder_timing
     return State(identity=identity, room_name=room_name, policy=policy, crashes=crashes,
+                 allow_remote_unmute=allow_remote_unmute,
                  ladder=Ladder(build_rungs(*camera_size), LadderPolicy(down, up)))
 
 
@@ -488,7 +520,8 @@ def _status(state: State, now: float | None) -> str:
             line += ", device fault"
         return line
     if state.intent is Intent.LEFT and state.room is RoomState.DISCONNECTED:
-        return f"{who}: left room {state.room_name} (press leave to rejoin)"
+        by = f" (asked by {state.left_remotely_by})" if state.left_remotely_by else ""
+        return f"{who}: left room {state.room_name}{by} (press leave to rejoin)"
     if state.room is RoomState.RECONNECTING:
         return f"{who}: reconnecting to {state.room_name} (SDK resuming)"
     if state.room is RoomState.CONNECTING:

@@ -79,7 +79,7 @@ class Runner:
             cfg.livekit.identity, cfg.livekit.room, cfg.reconnect,
             camera_size=(cfg.camera.width, cfg.camera.height),
             ladder_timing=(cfg.camera.degrade_after, cfg.camera.restore_after),
-            crashes=crashes)
+            crashes=crashes, allow_remote_unmute=cfg.remote.allow_unmute)
         wd = self.notifier.watchdog_interval
         self.tick = min(tick, wd / 2) if wd else tick
         self.stats_interval = stats_interval

@@ -103,8 +103,9 @@ class TokenSource:
             secret = await self._read_secret(lk.api_secret_file, "livekit.api_secret_file")
         if not lk.api_key or not secret:
             raise ConfigError(["livekit: api_key and api_secret are needed to mint tokens"])
+        # can_update_own_metadata: the kiosk publishes its health as participant attributes.
         grants = api.VideoGrants(room_join=True, room=lk.room, can_publish=True,
-                                 can_subscribe=True)
+                                 can_subscribe=True, can_update_own_metadata=True)
         token = (api.AccessToken(lk.api_key, secret).with_identity(lk.identity)
                  .with_name(lk.name).with_grants(grants)
                  .with_ttl(datetime.timedelta(seconds=lk.token_ttl)).to_jwt())

@@ -35,6 +35,8 @@ from appliance.session.model import (
     Progress,
     PublishTracks,
     Quality,
+    RemoteAction,
+    RemoteActionRequested,
     RetryTimerFired,
     RoomConnected,
     RoomDisconnected,
@@ -95,6 +97,7 @@ SAMPLES: dict[type[Event], Event] = {
     MediaProgressSampled: MediaProgressSampled(T, ((TrackKind.MICROPHONE, Progress(10, 1)),)),
     RetryTimerFired: RetryTimerFired(T),
     ProbeAnswered: ProbeAnswered(T, ProbeVerdict.OK),
+    RemoteActionRequested: RemoteActionRequested(T, RemoteAction.IDENTIFY, "operator-1", 5),
     TickElapsed: TickElapsed(T),
     StopRequested: StopRequested(T),
 }
@@ -483,3 +486,62 @@ def test_no_probing_after_a_duplicate_identity_or_a_removal() -> None:
     for reason in ("DUPLICATE_IDENTITY", "PARTICIPANT_REMOVED"):
         s, fx = transition(in_state(OK), RoomDisconnected(T, reason))
         assert not s.probe_pending and not any(isinstance(e, ScheduleProbe) for e in fx)
+
+
+
+def _remote(action: RemoteAction, at: float = T, seconds: float = 0.0) -> RemoteActionRequested:
+    return RemoteActionRequested(at, action, "operator-1", seconds)
+
+
+def test_nothing_remote_turns_a_microphone_or_camera_on() -> None:
+    s = in_state(OK, mic_mute_wanted=True, mic_muted=True, camera_remote_muted=True,
+                 camera_muted=True)
+    for action in (RemoteAction.UNMUTE, RemoteAction.CAMERA_ON):
+        s, fx = transition(s, _remote(action))
+        assert fx == [] and s.mic_mute_wanted and s.camera_remote_muted
+        assert "only a person at the kiosk" in s.last_remote
+    assert s.remote_unmutes_refused == 2
+    assert machine.remote_refusal(s, RemoteAction.UNMUTE) is not None
+
+
+def test_the_device_file_may_allow_remote_unmute_but_never_lifts_privacy() -> None:
+    s = in_state(OK, mic_mute_wanted=True, camera_privacy=True, allow_remote_unmute=True)
+    s, fx = transition(s, _remote(RemoteAction.UNMUTE))
+    assert not s.mic_mute_wanted and fx == [SetTrackMuted(MIC, False)]
+    s, fx = transition(s, _remote(RemoteAction.CAMERA_ON))
+    assert s.camera_privacy and fx == [SetTrackMuted(CAM, False)]  # unpublished anyway
+
+
+def test_remote_mute_and_camera_off_are_honoured() -> None:
+    s, fx = transition(in_state(OK), _remote(RemoteAction.MUTE))
+    assert s.mic_mute_wanted and fx == [SetTrackMuted(MIC, True)]
+    s, fx = transition(s, _remote(RemoteAction.CAMERA_OFF))
+    assert s.camera_remote_muted and not s.camera_privacy and fx == [SetTrackMuted(CAM, True)]
+    assert s.last_remote == "camera-off by operator-1"
+
+
+def test_identify_shows_for_its_time_then_ends() -> None:
+    s, _ = transition(in_state(OK), _remote(RemoteAction.IDENTIFY, seconds=5))
+    assert s.identify_until == T + 5
+    s, _ = transition(s, TickElapsed(T + 4))
+    assert s.identify_until is not None
+    s, _ = transition(s, TickElapsed(T + 5))
+    assert s.identify_until is None
+
+
+def test_remote_leave_is_told_apart_and_a_person_brings_it_back() -> None:
+    s, _ = transition(in_state(OK), _remote(RemoteAction.LEAVE))
+    assert s.intent is Intent.LEFT and s.left_remotely_by == "operator-1" and s.room is X
+    s, _ = transition(s, RoomDisconnected(T + 1, "CLIENT_INITIATED", client_initiated=True))
+    assert "asked by operator-1" in status_line(s)
+    s, _ = transition(s, ButtonPressed(T + 2, ButtonName.LEAVE))
+    assert s.intent is Intent.IN_ROOM and not s.left_remotely_by and s.room is C
+
+
+def test_remote_rejoin_and_restart() -> None:
+    s, fx = transition(in_state(OK), _remote(RemoteAction.REJOIN))
+    assert s.room is X and s.intent is Intent.IN_ROOM
+    s, _ = transition(s, RoomDisconnected(T + 1, "CLIENT_INITIATED", client_initiated=True))
+    assert s.room is C
+    s, fx = transition(in_state(OK), _remote(RemoteAction.RESTART))
+    assert s.stopping and Disconnect in [type(e) for e in fx]

@@ -1,0 +1,1 @@
+"""Remote operations over LiveKit: health as participant attributes, operator RPC methods."""
