@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "appliance.provision.command",
     "appliance.devserver.command",
     "appliance.demo.command",
+    "appliance.remote.ops",
 )
 
 EX_OK = 0
