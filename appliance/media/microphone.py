@@ -82,14 +82,22 @@ class MicrophonePipeline:
 
     def _run(self) -> None:
         reason = ""
+        due: float | None = None  # when the next muted read is due (the clock paces them)
         try:
             while not self._stopping.is_set():
                 data = self.device.read()
                 read_ns = time.monotonic_ns()
                 if self._muted:
-                    # Keep reading so the card does not overrun, but nothing reaches the source.
+                    # Keep reading so the card does not overrun, but nothing reaches the source;
+                    # at the audio clock's pace, whatever the device does (a device that never
+                    # blocks, like ALSA's file plugin, would otherwise spin a core).
                     self.frames_dropped_muted += 1
+                    now = time.monotonic()
+                    due = now if due is None or due < now - 0.5 else due
+                    due += FRAME_SAMPLES / RATE
+                    self._stopping.wait(max(0.0, due - now))
                     continue
+                due = None
                 frame = rtc.AudioFrame(bytearray(data), RATE, 1, FRAME_SAMPLES)
                 if self._apm is not None:
                     self._apm.set_stream_delay_ms(self._echo_delay_ms)

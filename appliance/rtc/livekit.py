@@ -101,7 +101,9 @@ class LiveKitLink:
         self._clock = clock
         self._on_token = on_token
         self._sink = sink
-        self._options = options or rtc.RoomOptions(auto_subscribe=sink is not None)
+        # The kiosk has a speaker and no screen: it subscribes to remote audio only (never to
+        # video a Pi would receive and decode for nothing), and to nothing without a sink.
+        self._options = options or rtc.RoomOptions(auto_subscribe=False)
         self._room: rtc.Room | None = None
         self._gen = 0
         self._published: dict[TrackKind, tuple[Any, str]] = {}  # kind -> (track, publication sid)
@@ -186,6 +188,8 @@ class LiveKitLink:
         room.on("local_track_republished", on_published(TrackState.PUBLISHED))
         room.on("token_refreshed", on_token)
         room.on("track_subscribed", on_subscribed)
+        room.on("track_published", lambda publication, participant: self._subscribe_audio(
+            publication) if gen == self._gen else None)
         room.on("track_unsubscribed", on_unsubscribed)
 
     async def connect(self, url: str, token: str) -> frozenset[str]:
@@ -208,7 +212,16 @@ class LiveKitLink:
             raise
         for method, handler in self._rpc.items():
             room.local_participant.register_rpc_method(method, _rpc_adapter(handler))
+        for participant in room.remote_participants.values():
+            for publication in participant.track_publications.values():
+                self._subscribe_audio(publication)
         return frozenset(p.identity for p in room.remote_participants.values())
+
+    def _subscribe_audio(self, publication: Any) -> None:
+        """Subscribe to a remote audio track when a speaker will play it; video never."""
+        if (self._sink is not None and self._options.auto_subscribe is False
+                and publication.kind == rtc.TrackKind.KIND_AUDIO):
+            publication.set_subscribed(True)
 
     async def set_attributes(self, attributes: Mapping[str, str]) -> None:
         """Merge `attributes` into our participant's (needs canUpdateOwnMetadata)."""

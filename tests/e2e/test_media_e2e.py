@@ -420,3 +420,4 @@ async def test_session_runner_with_media_layer(devserver: Any) -> None:
             lambda: ((s := devserver.track_stats(cfg.livekit.room, identity, "video"))
             and s is not first and s.video.stamped_frames >= 5) or None, timeout=15,
             what="camera republished by the runner")
+
