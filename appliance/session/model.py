@@ -468,8 +468,6 @@ def initial_state(identity: str, room_name: str, policy: ReconnectConfig, *,
                  ladder=Ladder(build_rungs(*camera_size), LadderPolicy(down, up)))
 
 
-Snapshot = dict[str, Any]
-
 
 def _media_words(state: State) -> tuple[str, str]:
     """How the status line names the microphone and the camera (observed, like the LEDs)."""
