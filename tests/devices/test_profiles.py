@@ -81,7 +81,7 @@ def test_bad_profiles_name_the_file_and_the_key(tmp_path: Path, text: str, key: 
 
 def test_not_toml_names_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "[buttons\n")
-    with pytest.raises(ConfigError, match=r"board\.toml: not a valid TOML"):
+    with pytest.raises(ConfigError, match=r"board\.toml: not valid TOML"):
         parse_profile(path)
 
 
