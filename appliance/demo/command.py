@@ -18,7 +18,6 @@ from appliance.errors import ConfigError
 
 EX_FAIL = 1
 EX_DATAERR = 65
-POLL = 0.25
 
 
 def register(subparsers: Any) -> None:
@@ -91,11 +90,12 @@ async def _main(steps: list[Any] | None) -> int:
             if steps is not None:
                 from appliance.demo.runner import run_script
 
+                await world.start()
                 return await run_script(world, observer, steps)
             from appliance.demo.runner import run_interactive
 
             with _cbreak(sys.stdin.fileno()):
-                return await run_interactive(world, observer)
+                return await run_interactive(world, observer)  # starts the world itself
     except DemoError as exc:
         print(f"appliance demo: {exc}", file=sys.stderr)
         return EX_FAIL

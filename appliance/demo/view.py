@@ -37,19 +37,56 @@ def level_dbfs(samples: np.ndarray[Any, np.dtype[np.int16]]) -> float:
     return 20 * math.log10(rms / 32768.0) if rms > 0 else -math.inf
 
 
+def _next_attempt(state: dict[str, Any]) -> str:
+    """When the kiosk tries the room again, as the control socket tells it (its own clock)."""
+    due = state.get("next_retry_in")
+    if due is None:
+        return ""
+    return f"in {float(due):.0f} s (attempt {int(state.get('attempt', 0)) + 1})"
+
+
+class LevelMeter:
+    """The level of the last 100 ms played; silent once nothing has been played for a while.
+
+    The kiosk stops writing to its speaker when it leaves the room or loses the server, so the
+    last samples heard would otherwise be shown forever.
+    """
+
+    WINDOW = 4800  # samples: the last 100 ms
+    QUIET_AFTER = 0.5  # seconds without samples after which the speaker counts as silent
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tail = np.zeros(0, dtype=np.int16)
+        self._heard_at = -math.inf
+
+    def feed(self, samples: np.ndarray[Any, np.dtype[np.int16]]) -> None:
+        with self._lock:
+            now = self._clock()
+            # After a quiet spell the old tail is history, not part of the last 100 ms.
+            before = self._tail if now - self._heard_at <= self.QUIET_AFTER else self._tail[:0]
+            self._tail = np.concatenate([before, samples])[-self.WINDOW:]
+            self._heard_at = now
+
+    def read(self) -> float:
+        """dBFS of the last 100 ms played, -inf when silent or when nothing arrives any more."""
+        with self._lock:
+            if self._clock() - self._heard_at > self.QUIET_AFTER:
+                return -math.inf
+            return level_dbfs(self._tail)
+
+
 class SpeakerMeter:
-    """Drains the FIFO the kiosk's ALSA speaker writes (48 kHz mono S16) and meters it.
+    """Drains the FIFO the kiosk's ALSA speaker writes (48 kHz mono S16) into a LevelMeter.
 
     Opened before the kiosk starts: a FIFO's writer blocks until a reader exists, and the
     draining thread keeps the writer from ever blocking on a full pipe.
     """
 
-    WINDOW = 4800  # samples: the last 100 ms
-
     def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._lock = threading.Lock()
-        self._tail = np.zeros(0, dtype=np.int16)
+        self.meter = LevelMeter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, name="demo-speaker-meter",
                                         daemon=True)
@@ -78,13 +115,10 @@ class SpeakerMeter:
             data = pending + chunk
             whole = len(data) & ~1
             pending = data[whole:]
-            samples = np.frombuffer(data[:whole], dtype=np.int16)
-            with self._lock:
-                self._tail = np.concatenate([self._tail, samples])[-self.WINDOW:]
+            self.meter.feed(np.frombuffer(data[:whole], dtype=np.int16))
 
     def read(self) -> float:
-        with self._lock:
-            return level_dbfs(self._tail)
+        return self.meter.read()
 
     def close(self) -> None:
         self._stop.set()
@@ -112,6 +146,7 @@ class View:
     speaker_dbfs: float
     transitions: list[tuple[float, str]]
     status_line: str
+    next_attempt: str = ""  # "in 12 s (attempt 4)" while a retry is scheduled
     processes: dict[str, int | None] = field(default_factory=dict)
 
 
@@ -119,7 +154,7 @@ class Observer:
     """Folds successive snapshots into Views and remembers the last state transitions."""
 
     def __init__(self, kiosk_identity: str, speaker_level: Callable[[], float],
-                 keep: int = 12) -> None:
+                 keep: int = 200) -> None:
         self.identity = kiosk_identity
         self.speaker_level = speaker_level
         self.started = time.monotonic()
@@ -142,6 +177,8 @@ class Observer:
             "camera": str(state.get("tracks", {}).get("camera", "?")),
             # No step taken yet: the camera runs as configured.
             "rung": str(state.get("degradation", {}).get("label") or "configured"),
+            "privacy": ("?" if "camera_privacy" not in state
+                        else "on" if state["camera_privacy"] else "off"),
         }
         for name in LED_ORDER:
             fields[f"led.{name}"] = str(leds.get(name, {}).get("shape", "?"))
@@ -157,14 +194,23 @@ class Observer:
             speaker_dbfs=self.speaker_level(),
             transitions=list(self.transitions),
             status_line=str(state.get("status", "kiosk not answering yet")),
+            next_attempt=_next_attempt(state),
         )
 
     def _note_changes(self, fields: dict[str, str], now: float) -> None:
-        for key in ("room", "intent", "fault", "status", "quality", "mic", "camera", "led.mute",
-                    "led.camera", "rung"):
-            old, new = self._last.get(key), fields[key]
-            if old is not None and old != new:
-                self.transitions.append((now - self.started, f"{key}: {old} -> {new}"))
+        at = now - self.started
+        answering, was_answering = fields["intent"] != "?", self._last.get("intent", "?") != "?"
+        if answering != was_answering:
+            # Coming up (or going away) changes every field at once: one line says it all.
+            self.transitions.append((at, f"kiosk answers: room {fields['room']}, status "
+                                         f"{fields['status']}" if answering
+                                     else "kiosk stopped answering"))
+        elif answering:
+            for key in ("room", "intent", "fault", "status", "quality", "mic", "camera",
+                        "privacy", "led.mute", "led.camera", "rung"):
+                old, new = self._last.get(key), fields[key]
+                if old is not None and old != new:
+                    self.transitions.append((at, f"{key}: {old} -> {new}"))
         self._last = dict(fields)
 
     def _tracks(self, state: dict[str, Any], server: dict[str, Any] | None,
