@@ -83,10 +83,13 @@ async def _main(steps: list[Any] | None) -> int:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if task is not None:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        # SIGHUP too: closing the terminal window must still stop the kiosk and the double
+        # cleanly and remove the demo's folder.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, task.cancel)
     try:
         async with DemoWorld() as world:
-            observer = Observer(KIOSK, world.speaker_level)
+            observer = Observer(KIOSK, world.speaker_level, kiosk_log=world.kiosk_log)
             if steps is not None:
                 from appliance.demo.runner import run_script
 
@@ -111,4 +114,5 @@ def _cbreak(fd: int) -> Iterator[None]:
         tty.setcbreak(fd)
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        with contextlib.suppress(termios.error):  # the terminal may be gone (SIGHUP)
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)

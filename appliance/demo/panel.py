@@ -93,15 +93,19 @@ def render(view: View, message: str = "", log_rows: int = 8) -> RenderableType:
     log = Table.grid(padding=(0, 2))
     log.add_column(no_wrap=True)
     log.add_column(no_wrap=True, overflow="ellipsis")  # one row per transition: `fit` counts
-    for at, text in view.transitions[-log_rows:]:
+    shown = view.transitions[-log_rows:]
+    if not shown:
+        log.add_row(Text("(none yet)", style="dim"), "")
+    for at, text in shown:
         log.add_row(f"{at:7.1f} s", text)
+    for _ in range(log_rows - max(1, len(shown))):
+        log.add_row("", "")  # the box keeps its size: the panel fills the terminal
 
     body = Group(
         Panel(leds, title="LEDs", border_style="grey50"),
         Panel(room, title=view.status_line, border_style="grey50"),
         Panel(tracks, title="tracks", border_style="grey50"),
-        Panel(log if view.transitions else Text("(none yet)", style="dim"),
-              title="last transitions", border_style="grey50"),
+        Panel(log, title="last transitions", border_style="grey50"),
         Text(message, style="yellow") if message else Text(""),
         Text(KEY_HELP, style="dim"),
     )

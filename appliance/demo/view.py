@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import os
+import re
 import select
 import threading
 import time
@@ -35,6 +37,19 @@ def level_dbfs(samples: np.ndarray[Any, np.dtype[np.int16]]) -> float:
         return -math.inf
     rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64)))))
     return 20 * math.log10(rms / 32768.0) if rms > 0 else -math.inf
+
+
+_ROOM_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) \w+ "
+                        r"appliance\.session\.runner: (room: \S+ -> \S+)$")
+
+
+def _room_transition(line: str) -> tuple[float, str] | None:
+    """(wall-clock time, "room: a -> b") from a line of the kiosk's log, else None."""
+    match = _ROOM_LINE.match(line)
+    if match is None:
+        return None
+    stamp = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S").timestamp()
+    return stamp + int(match[2]) / 1000, match[3]
 
 
 def _next_attempt(state: dict[str, Any]) -> str:
@@ -154,10 +169,14 @@ class Observer:
     """Folds successive snapshots into Views and remembers the last state transitions."""
 
     def __init__(self, kiosk_identity: str, speaker_level: Callable[[], float],
-                 keep: int = 200) -> None:
+                 keep: int = 200, kiosk_log: Callable[[], list[str]] | None = None) -> None:
         self.identity = kiosk_identity
         self.speaker_level = speaker_level
+        # New lines of the kiosk's log: its room transitions come from there, so one shorter
+        # than a poll (the first join takes ~0.1 s on loopback) is still listed.
+        self.kiosk_log = kiosk_log
         self.started = time.monotonic()
+        self._started_wall = time.time()
         self.transitions: deque[tuple[float, str]] = deque(maxlen=keep)
         self._last: dict[str, str] = {}
         self._samples: dict[str, deque[Sample]] = {}
@@ -199,6 +218,13 @@ class Observer:
 
     def _note_changes(self, fields: dict[str, str], now: float) -> None:
         at = now - self.started
+        polled: tuple[str, ...] = ("room",)
+        if self.kiosk_log is not None:
+            polled = ()
+            for line in self.kiosk_log():
+                logged = _room_transition(line)
+                if logged is not None:
+                    self.transitions.append((logged[0] - self._started_wall, logged[1]))
         answering, was_answering = fields["intent"] != "?", self._last.get("intent", "?") != "?"
         if answering != was_answering:
             # Coming up (or going away) changes every field at once: one line says it all.
@@ -206,7 +232,7 @@ class Observer:
                                          f"{fields['status']}" if answering
                                      else "kiosk stopped answering"))
         elif answering:
-            for key in ("room", "intent", "fault", "status", "quality", "mic", "camera",
+            for key in (*polled, "intent", "fault", "status", "quality", "mic", "camera",
                         "privacy", "led.mute", "led.camera", "rung"):
                 old, new = self._last.get(key), fields[key]
                 if old is not None and old != new:

@@ -98,6 +98,7 @@ class DemoWorld:
         self._closed = False
         self.speaker: SpeakerMeter | None = None
         self.phase = "not started"  # what start() is doing, for the panel
+        self._log_read = 0  # bytes of the kiosk's log already handed out by kiosk_log()
 
     @property
     def control_url(self) -> str:
@@ -202,6 +203,18 @@ class DemoWorld:
         except DemoError:
             return False
         return True
+
+    def kiosk_log(self) -> list[str]:
+        """The complete lines the kiosk logged since the last call."""
+        try:
+            with (self.layout.logs / "kiosk.log").open("rb") as f:
+                f.seek(self._log_read)
+                data = f.read()
+        except OSError:
+            return []
+        whole = data[:data.rfind(b"\n") + 1]  # a line still being written waits for next time
+        self._log_read += len(whole)
+        return whole.decode(errors="replace").splitlines()
 
     def log_tail(self, name: str, lines: int = 20) -> str:
         path = self.layout.logs / f"{name}.log"

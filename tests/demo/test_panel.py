@@ -117,6 +117,10 @@ def test_transitions_fill_the_free_rows_of_the_terminal() -> None:
         shown = [line for line in lines if " s  fault: " in line or " s  status: " in line]
         assert len(shown) == min(len(view.transitions), height - 25)  # 25 rows of the rest
         assert newest in shown[-1]
+    few = Observer("kiosk-demo", silent).fold(reply(WAITING), None)
+    console = Console(width=120, height=50, record=True, color_system=None)
+    console.print(fit(console, few, "ready"))
+    assert len(console.export_text().splitlines()) == 50  # padded: the panel fills the screen
 
 
 def test_the_speaker_meter_falls_silent_when_audio_stops() -> None:
@@ -130,3 +134,24 @@ def test_the_speaker_meter_falls_silent_when_audio_stops() -> None:
     assert meter.read() == -math.inf
     meter.feed(np.zeros(480, dtype=np.int16))
     assert meter.read() == -math.inf  # digital silence is silence too
+
+
+def test_room_transitions_come_from_the_kiosk_log_so_none_is_missed() -> None:
+    lines = [
+        "2026-11-29 17:58:22,155 INFO appliance.control.server: control socket listening",
+        "2026-11-29 17:58:22,169 INFO appliance.session.runner: room: disconnected -> connecting",
+        "2026-11-29 17:58:22,282 INFO appliance.session.runner: room: connecting -> connected",
+        "2026-11-29 17:58:22,286 INFO appliance.session.runner: camera: acquired -> publishing",
+    ]
+    handed = [lines, []]
+    observer = Observer("kiosk-demo", silent, kiosk_log=lambda: handed.pop(0))
+    # Polled only once the kiosk was already in: the log still shows the connecting phase.
+    view = observer.fold(reply(State(identity="kiosk-demo", room_name="demo",
+                                     room=RoomState.CONNECTED)), None)
+    texts = [t for _, t in view.transitions]
+    assert texts[:2] == ["room: disconnected -> connecting", "room: connecting -> connected"]
+    first, second = (at for at, _ in view.transitions[:2])
+    assert second - first == pytest.approx(0.113, abs=1e-3)
+    view = observer.fold(reply(State(identity="kiosk-demo", room_name="demo",
+                                     room=RoomState.DISCONNECTED)), None)
+    assert not [t for _, t in view.transitions if t.startswith("room: connected")]
