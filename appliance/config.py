@@ -25,6 +25,10 @@ from appliance.files import CONFIG_LIMIT, TOML_DEPTH_LIMIT, read_regular, toml_d
 DEFAULT_CONFIG_FILE = Path("/etc/appliance/appliance.toml")
 DEFAULT_DEVICE_FILE = Path("/boot/firmware/appliance.toml")
 ENV_PREFIX = "APPLIANCE_"
+# appliance.service has `LoadCredential=appliance:/etc/appliance/credentials`: systemd loads the
+# folder file by file and names each credential "<id>_<file name>".
+CREDENTIAL_ID = "appliance"
+CREDENTIALS_DIR = Path("/etc/appliance/credentials")
 REDACTED = "***"
 
 CameraBackend = Literal["auto", "picamera2", "v4l2", "test", "none"]
@@ -548,8 +552,20 @@ def _build(merged: Layer) -> Config:
 
 
 def _expand(path: Path | None) -> Path | None:
-    """Allow `$CREDENTIALS_DIRECTORY/name` so systemd's LoadCredential= can hand us secrets."""
-    return None if path is None else Path(os.path.expandvars(str(path)))
+    """Allow `$CREDENTIALS_DIRECTORY/name` so systemd's LoadCredential= can hand us secrets.
+
+    Outside the service (`sudo appliance check` on a kiosk) that variable is unset: a name the
+    unit's `LoadCredential=appliance:/etc/appliance/credentials` would provide is read from
+    that folder instead, so the check sees the very file the service gets.
+    """
+    if path is None:
+        return None
+    text = str(path)
+    if not os.environ.get("CREDENTIALS_DIRECTORY"):
+        for prefix in ("$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"):
+            if text.startswith(prefix + CREDENTIAL_ID + "_"):
+                return CREDENTIALS_DIR / text[len(prefix) + len(CREDENTIAL_ID) + 1:]
+    return Path(os.path.expandvars(text))
 
 
 @dataclass(frozen=True)
