@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -155,3 +156,10 @@ def test_room_transitions_come_from_the_kiosk_log_so_none_is_missed() -> None:
     view = observer.fold(reply(State(identity="kiosk-demo", room_name="demo",
                                      room=RoomState.DISCONNECTED)), None)
     assert not [t for _, t in view.transitions if t.startswith("room: connected")]
+
+
+def test_readme_shows_the_smoke_script_as_it_is() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    example = readme.split("Example (`tests/demo/smoke.script`):\n\n```\n", 1)[1].split("```", 1)[0]
+    assert example == (root / "tests" / "demo" / "smoke.script").read_text()
