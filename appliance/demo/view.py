@@ -220,7 +220,7 @@ class Observer:
         at = now - self.started
         polled: tuple[str, ...] = ("room",)
         if self.kiosk_log is not None:
-            polled = ()
+            polled = ()  # the log has every room transition, the polls only some
             for line in self.kiosk_log():
                 logged = _room_transition(line)
                 if logged is not None:
@@ -228,9 +228,9 @@ class Observer:
         answering, was_answering = fields["intent"] != "?", self._last.get("intent", "?") != "?"
         if answering != was_answering:
             # Coming up (or going away) changes every field at once: one line says it all.
-            self.transitions.append((at, f"kiosk answers: room {fields['room']}, status "
-                                         f"{fields['status']}" if answering
-                                     else "kiosk stopped answering"))
+            text = (f"kiosk answers: room {fields['room']}, status {fields['status']}"
+                    if answering else "kiosk stopped answering")
+            self.transitions.append((at, text))
         elif answering:
             for key in (*polled, "intent", "fault", "status", "quality", "mic", "camera",
                         "privacy", "led.mute", "led.camera", "rung"):
