@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import math
@@ -24,6 +25,10 @@ from appliance.files import CONFIG_LIMIT, TOML_DEPTH_LIMIT, read_regular, toml_d
 DEFAULT_CONFIG_FILE = Path("/etc/appliance/appliance.toml")
 DEFAULT_DEVICE_FILE = Path("/boot/firmware/appliance.toml")
 ENV_PREFIX = "APPLIANCE_"
+# appliance.service has `LoadCredential=appliance:/etc/appliance/credentials`: systemd loads the
+# folder file by file and names each credential "<id>_<file name>".
+CREDENTIAL_ID = "appliance"
+CREDENTIALS_DIR = Path("/etc/appliance/credentials")
 REDACTED = "***"
 
 CameraBackend = Literal["auto", "picamera2", "v4l2", "test", "none"]
@@ -564,8 +569,81 @@ def _build(merged: Layer) -> Config:
 
 
 def _expand(path: Path | None) -> Path | None:
-    """Allow `$CREDENTIALS_DIRECTORY/name` so systemd's LoadCredential= can hand us secrets."""
-    return None if path is None else Path(os.path.expandvars(str(path)))
+    """Allow `$CREDENTIALS_DIRECTORY/name` so systemd's LoadCredential= can hand us secrets.
+
+    Outside the service (`sudo appliance check` on a kiosk) that variable is unset: a name the
+    unit's `LoadCredential=appliance:/etc/appliance/credentials` would provide is read from
+    that folder instead, so the check sees the very file the service gets.
+    """
+    if path is None:
+        return None
+    text = str(path)
+    if not os.environ.get("CREDENTIALS_DIRECTORY"):
+        for prefix in ("$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"):
+            if text.startswith(prefix + CREDENTIAL_ID + "_"):
+                return CREDENTIALS_DIR / text[len(prefix) + len(CREDENTIAL_ID) + 1:]
+    return Path(os.path.expandvars(text))
+
+
+@dataclass(frozen=True)
+class LayerFile:
+    """A file the loader looks for, why that path, and whether it is there."""
+
+    role: str  # "configuration file" or "per-device file"
+    path: Path
+    chosen_by: str  # "--config", "the default path", "`device.file`", ...
+    required: bool  # named explicitly: it must exist
+    exists: bool
+
+    def describe(self) -> str:
+        state = ("used" if self.exists else "not found" if self.required
+                 else "not found, skipped")
+        return f"{self.role} {self.path} ({self.chosen_by}): {state}"
+
+
+def _config_file(config_file: Path | None) -> LayerFile:
+    if config_file is not None:
+        return LayerFile("configuration file", config_file, "--config", True,
+                         config_file.exists())
+    return LayerFile("configuration file", DEFAULT_CONFIG_FILE,
+                     "the default path; --config FILE names another", False,
+                     DEFAULT_CONFIG_FILE.exists())
+
+
+def _device_file(device_file: Path | None, env_values: Layer, earlier: list[Layer]) -> LayerFile:
+    """The per-device file: --device-file (must exist), else `device.file`, else the default.
+
+    `device.file` may come from the environment or from the configuration file (`earlier`).
+    """
+    if device_file is not None:
+        return LayerFile("per-device file", device_file, "--device-file", True,
+                         device_file.exists())
+    from_env = env_values.get("device", {}).get("file")
+    from_file = _merge(earlier).get("device", {}).get("file")
+    path, chosen_by = ((Path(from_env), _env_name("device.file")) if from_env
+                       else (Path(from_file), "`device.file`") if from_file
+                       else (DEFAULT_DEVICE_FILE, "the default path"))
+    return LayerFile("per-device file", path, chosen_by, False, path.exists())
+
+
+def layer_files(
+    config_file: Path | None = None,
+    device_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Which files `load` looks for and uses, and the environment settings, as lines to show."""
+    env = os.environ if env is None else env
+    env_values, _ = env_layer(env)
+    config = _config_file(config_file)
+    earlier: list[Layer] = []
+    if config.exists:
+        with contextlib.suppress(ConfigError):  # load() reports it and ignores its device.file
+            earlier.append(parse_layer(config.path))
+    names = [_env_name(f"{section}.{key}") for section, table in env_values.items()
+             for key in table]
+    return [config.describe(), _device_file(device_file, env_values, earlier).describe(),
+            "environment: " + (", ".join(names) if names else
+                               f"no {ENV_PREFIX}<SECTION>_<KEY> settings")]
 
 
 def load(
@@ -583,25 +661,16 @@ def load(
     layers: list[tuple[str, Layer]] = []
     env_values, env_problems = env_layer(env)
 
-    explicit = config_file is not None
-    path = config_file or DEFAULT_CONFIG_FILE
-    if explicit or path.exists():
+    config = _config_file(config_file)
+    if config.required or config.exists:
         try:
-            layers.append((str(path), parse_layer(path)))
+            layers.append((str(config.path), parse_layer(config.path)))
         except ConfigError as exc:
             problems += exc.problems
-    if device_file is None:
-        device_file = Path(
-            env_values.get("device", {}).get("file")
-            or _merge([layer for _, layer in layers]).get("device", {}).get("file")
-            or DEFAULT_DEVICE_FILE
-        )
-        use_device = device_file.exists()
-    else:
-        use_device = True
-    if use_device:
+    device = _device_file(device_file, env_values, [layer for _, layer in layers])
+    if device.required or device.exists:
         try:
-            layers.append((str(device_file), parse_layer(device_file)))
+            layers.append((str(device.path), parse_layer(device.path)))
         except ConfigError as exc:
             problems += exc.problems
     layers.append(("environment", env_values))

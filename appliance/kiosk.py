@@ -106,7 +106,7 @@ class Kiosk:
         server = ControlServer(self.cfg.control.socket, state=lambda: self.runner.state,
                                gpio=self.gpio,
                                simulate_camera=simulate if self.cfg.camera.backend == "test"
-                               else None)
+                               else None, clock=self.runner.clock)
         try:
             await server.start()
         except ControlError as exc:

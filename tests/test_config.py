@@ -314,6 +314,53 @@ def test_cli_check_exit_codes(
     assert "`camera.widht`" in err and "`camera.fps`" in err
 
 
+def test_cli_check_names_its_files_and_lists_the_devices(
+    base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APPLIANCE_CAMERA_FPS", "15")
+    device = nodev(tmp_path)
+    assert main(["check", "--config", str(base), "--device-file", str(device)]) == 0
+    out = capsys.readouterr().out
+    assert f"#   configuration file {base} (--config): used" in out
+    assert f"#   per-device file {device} (--device-file): used" in out
+    assert "#   environment: APPLIANCE_CAMERA_FPS" in out
+    assert "#   ALSA capture PCMs:" in out and "#   ALSA playback PCMs:" in out
+    assert "#   microphone: would use ALSA capture device 'default'" in out
+    assert tomllib.loads(out)["camera"]["fps"] == 15  # the comments keep it a valid file
+
+
+def test_cli_check_without_files_says_where_it_looked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("APPLIANCE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setattr(cfgmod, "DEFAULT_CONFIG_FILE", tmp_path / "etc" / "appliance.toml")
+    monkeypatch.setattr(cfgmod, "DEFAULT_DEVICE_FILE", tmp_path / "boot" / "appliance.toml")
+    assert main(["check"]) == 78
+    captured = capsys.readouterr()
+    assert "defaults: `livekit.url`: required" in captured.err
+    assert (f"looked for:\n  - configuration file {tmp_path}/etc/appliance.toml (the default "
+            "path; --config FILE names another): not found, skipped\n"
+            f"  - per-device file {tmp_path}/boot/appliance.toml (the default path): not "
+            "found, skipped\n"
+            "  - environment: no APPLIANCE_<SECTION>_<KEY> settings\n") in captured.err
+    assert "# devices on this machine:\n#   picamera2 cameras:" in captured.out
+
+
+def test_layer_files_follow_device_file_from_the_config(base: Path, tmp_path: Path) -> None:
+    device = write(tmp_path / "device.toml", '[livekit]\nidentity = "kiosk-9"\n')
+    config = write(tmp_path / "with-device.toml",
+                   base.read_text() + f'[device]\nfile = "{device}"\n')
+    lines = cfgmod.layer_files(config, None, env={})
+    assert lines[1] == f"per-device file {device} (`device.file`): used"
+    lines = cfgmod.layer_files(config, None, env={"APPLIANCE_DEVICE_FILE": "/nowhere.toml"})
+    assert lines[1] == ("per-device file /nowhere.toml (APPLIANCE_DEVICE_FILE): not found, "
+                        "skipped")
+    assert lines[2] == "environment: APPLIANCE_DEVICE_FILE"
+
+
 def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["--version"])

@@ -9,15 +9,16 @@ import logging
 import os
 import socket
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.control import MAX_REQUEST, ControlError
+from appliance.control import MAX_HOLD, MAX_REQUEST, ControlError
 from appliance.devices.gpio import GpioFrontEnd
 from appliance.errors import DeviceError
 from appliance.indicators import as_json, indicators
-from appliance.session.model import ButtonName, State
+from appliance.session.model import ButtonName, State, status_line
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ SOCKET_MODE = 0o660  # owner and group: the service user and its admin group
 DIR_MODE = 0o750
 IDLE_TIMEOUT = 60.0
 MAX_CLIENTS = 8
-MAX_HOLD = 30.0
 SHORT_PRESS = 0.1
 
 Reply = dict[str, Any]
@@ -40,9 +40,11 @@ class ControlServer:
 
     def __init__(self, path: Path, *, state: Callable[[], State],
                  gpio: GpioFrontEnd | None = None,
-                 simulate_camera: Callable[[bool], None] | None = None) -> None:
+                 simulate_camera: Callable[[bool], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self._state = state
+        self._clock = clock  # the runner's: `next_retry_at` is on that clock
         self._gpio = gpio
         self._simulate_camera = simulate_camera
         self._server: asyncio.Server | None = None
@@ -147,7 +149,13 @@ class ControlServer:
 
     def _status(self) -> Reply:
         state = self._state()
-        reply: Reply = {"ok": True, "state": state.as_dict(), "leds": as_json(indicators(state))}
+        now = self._clock()
+        snapshot = state.as_dict()
+        # A client cannot read the kiosk's clock: say how far off the next attempt is instead.
+        snapshot["status"] = status_line(state, now)
+        snapshot["next_retry_in"] = (None if state.next_retry_at is None
+                                     else round(max(0.0, state.next_retry_at - now), 1))
+        reply: Reply = {"ok": True, "state": snapshot, "leds": as_json(indicators(state))}
         if self._gpio is not None:
             reply["gpio"] = {
                 "profile": self._gpio.profile.name,
@@ -196,7 +204,7 @@ class ControlServer:
                 await asyncio.sleep(seconds)
             finally:
                 gpio.drive(name, False)  # never leave a mock button pressed (client gone)
-            # Reply once the event is on the runner's queue: the release settles after bounce.
+            # Reply once the event is on the runner's queue and the release has settled.
             posted = await asyncio.to_thread(panel.wait_posted, name, before + 1, 5.0)
         return {"ok": True, "button": name.value, "seconds": seconds,
                 "long": seconds >= hold, "posted": posted}

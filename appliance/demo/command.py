@@ -18,7 +18,6 @@ from appliance.errors import ConfigError
 
 EX_FAIL = 1
 EX_DATAERR = 65
-POLL = 0.25
 
 
 def register(subparsers: Any) -> None:
@@ -84,18 +83,22 @@ async def _main(steps: list[Any] | None) -> int:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if task is not None:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        # SIGHUP too: closing the terminal window must still stop the kiosk and the double
+        # cleanly and remove the demo's folder.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, task.cancel)
     try:
         async with DemoWorld() as world:
-            observer = Observer(KIOSK, world.speaker_level)
+            observer = Observer(KIOSK, world.speaker_level, kiosk_log=world.kiosk_log)
             if steps is not None:
                 from appliance.demo.runner import run_script
 
+                await world.start()
                 return await run_script(world, observer, steps)
             from appliance.demo.runner import run_interactive
 
             with _cbreak(sys.stdin.fileno()):
-                return await run_interactive(world, observer)
+                return await run_interactive(world, observer)  # starts the world itself
     except DemoError as exc:
         print(f"appliance demo: {exc}", file=sys.stderr)
         return EX_FAIL
@@ -111,4 +114,5 @@ def _cbreak(fd: int) -> Iterator[None]:
         tty.setcbreak(fd)
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        with contextlib.suppress(termios.error):  # the terminal may be gone (SIGHUP)
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)

@@ -6,7 +6,7 @@ import math
 import time
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -60,7 +60,14 @@ def _db(value: float) -> str:
     return f"{'█' * bars}{'·' * (20 - bars)} {value:5.1f} dBFS"
 
 
-def render(view: View, message: str = "") -> RenderableType:
+def fit(console: Console, view: View, message: str = "") -> RenderableType:
+    """The panel, its transitions box grown to fill the rows the terminal has left."""
+    used = len(console.render_lines(render(view, message, log_rows=1), console.options,
+                                    pad=False))
+    return render(view, message, log_rows=max(1, 1 + console.height - used))
+
+
+def render(view: View, message: str = "", log_rows: int = 8) -> RenderableType:
     now = time.monotonic()
     leds = Table.grid(padding=(0, 4))
     cells = [led_cell(n, view.leds.get(n, {"shape": "off"}), now) for n in LED_ORDER]
@@ -74,6 +81,7 @@ def render(view: View, message: str = "") -> RenderableType:
     room.add_row("status", f"{f['status']}   fault: {f['fault']}")
     room.add_row("quality", f"{f['quality']}   camera rung: {f['rung']}")
     room.add_row("others", ", ".join(view.remotes) or "(alone)")
+    room.add_row("next attempt", view.next_attempt or Text("(none scheduled)", style="dim"))
     room.add_row("speaker", _db(view.speaker_dbfs))
 
     tracks = Table(box=None, padding=(0, 2), header_style="bold")
@@ -83,15 +91,21 @@ def render(view: View, message: str = "") -> RenderableType:
         tracks.add_row(*row)
 
     log = Table.grid(padding=(0, 2))
-    for at, text in view.transitions[-8:]:
+    log.add_column(no_wrap=True)
+    log.add_column(no_wrap=True, overflow="ellipsis")  # one row per transition: `fit` counts
+    shown = view.transitions[-log_rows:]
+    if not shown:
+        log.add_row(Text("(none yet)", style="dim"), "")
+    for at, text in shown:
         log.add_row(f"{at:7.1f} s", text)
+    for _ in range(log_rows - max(1, len(shown))):
+        log.add_row("", "")  # the box keeps its size: the panel fills the terminal
 
     body = Group(
         Panel(leds, title="LEDs", border_style="grey50"),
         Panel(room, title=view.status_line, border_style="grey50"),
         Panel(tracks, title="tracks", border_style="grey50"),
-        Panel(log if view.transitions else Text("(none yet)", style="dim"),
-              title="last transitions", border_style="grey50"),
+        Panel(log, title="last transitions", border_style="grey50"),
         Text(message, style="yellow") if message else Text(""),
         Text(KEY_HELP, style="dim"),
     )

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from appliance.demo.panel import render
+from appliance.demo.panel import fit
 from appliance.demo.script import Step
 from appliance.demo.view import Observer, View
 from appliance.demo.world import FAR_END, KIOSK, ROOM, DemoError, DemoWorld
@@ -22,9 +22,9 @@ HEARTBEAT = 5.0
 # key -> (verb, args): the same vocabulary as script steps, so both paths share `perform`.
 KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "m": ("press", ("mute",)),
-    "M": ("hold", ("mute", "")),
+    "M": ("hold", ("mute",)),  # no duration: just past the kiosk's gpio.mute_hold
     "l": ("press", ("leave",)),
-    "L": ("hold", ("leave", "")),
+    "L": ("hold", ("leave",)),  # ... and gpio.leave_hold
     "d": ("fault", ("drop-signalling",)),
     "s": ("fault", ("server-down", "70")),
     "a": ("fault", ("unauthorized", "30")),
@@ -72,9 +72,8 @@ class Actions:
             await w.press(args[0])
             return f"pressed {args[0]}"
         if verb == "hold":
-            seconds = float(args[1]) if args[1] else None
-            await w.press(args[0], hold=seconds if seconds else None)
-            return f"held {args[0]}"
+            held, long = await w.hold(args[0], float(args[1]) if len(args) > 1 else None)
+            return f"held {args[0]} for {held:g} s ({'long' if long else 'short'} press)"
         if verb == "wait":
             await asyncio.sleep(float(args[0]))
             return ""
@@ -196,6 +195,7 @@ async def _replay(world: DemoWorld, observer: Observer, steps: list[Step],
 
 
 async def run_interactive(world: DemoWorld, observer: Observer) -> int:
+    """The live panel, drawn from the first moment: the start-up and the first join show too."""
     actions = Actions(world)
     loop = asyncio.get_running_loop()
     keys: asyncio.Queue[str] = asyncio.Queue()
@@ -206,7 +206,9 @@ async def run_interactive(world: DemoWorld, observer: Observer) -> int:
             keys.put_nowait(char)
 
     loop.add_reader(fd, on_key)
-    message = "ready: press a key below"
+    starting = asyncio.create_task(world.start(), name="demo-start")
+    ready = False
+    message = ""
     pending: set[asyncio.Task[None]] = set()
 
     async def act(verb: str, args: tuple[str, ...]) -> None:
@@ -220,20 +222,27 @@ async def run_interactive(world: DemoWorld, observer: Observer) -> int:
     try:
         with Live(console=console, screen=True, auto_refresh=False) as live:
             while True:
+                if starting.done() and not ready:
+                    starting.result()  # a failed start ends the demo with its reason
+                    ready, message = True, "ready: press a key below"
                 view = await _snapshot(world, observer)
-                live.update(render(view, message), refresh=True)
+                shown = message if ready else f"{world.phase}... {message}".strip()
+                live.update(fit(console, view, shown), refresh=True)
                 with contextlib.suppress(TimeoutError):
                     key = await asyncio.wait_for(keys.get(), POLL)
                     if key in ("q", "Q"):
                         return 0
-                    if key in KEYS:
+                    if key in KEYS and not ready:
+                        message = f"key {key!r} ignored: the kiosk is not started yet"
+                    elif key in KEYS:
                         verb, args = KEYS[key]
-                        message = f"{verb} {' '.join(a for a in args if a)}..."
+                        message = f"{verb} {' '.join(args)}..."
                         task = asyncio.create_task(act(verb, args), name=f"demo-key-{key}")
                         pending.add(task)
                         task.add_done_callback(pending.discard)
     finally:
         loop.remove_reader(fd)
         actions.close()
-        for task in pending:
+        for task in (starting, *pending):
             task.cancel()
+        await asyncio.gather(starting, *pending, return_exceptions=True)

@@ -30,7 +30,7 @@ class Step:
 
 
 # verb -> (min args, max args)
-_ARITY = {"press": (1, 1), "hold": (2, 2), "fault": (1, 3), "wait": (1, 1), "expect": (2, 2)}
+_ARITY = {"press": (1, 1), "hold": (1, 2), "fault": (1, 3), "wait": (1, 1), "expect": (2, 2)}
 
 
 def parse(text: str, source: str = "<script>") -> list[Step]:
@@ -64,7 +64,7 @@ def parse(text: str, source: str = "<script>") -> list[Step]:
         if not low <= len(args) <= high:
             problems.append(f"{source}:{number}: `{verb}` takes {low}..{high} argument(s)")
             continue
-        if verb in ("wait", "hold"):
+        if verb == "wait" or (verb == "hold" and len(args) == 2):
             try:
                 float(args[-1])
             except ValueError:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import os
+import re
 import select
 import threading
 import time
@@ -37,19 +39,69 @@ def level_dbfs(samples: np.ndarray[Any, np.dtype[np.int16]]) -> float:
     return 20 * math.log10(rms / 32768.0) if rms > 0 else -math.inf
 
 
+_ROOM_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) \w+ "
+                        r"appliance\.session\.runner: (room: \S+ -> \S+)$")
+
+
+def _room_transition(line: str) -> tuple[float, str] | None:
+    """(wall-clock time, "room: a -> b") from a line of the kiosk's log, else None."""
+    match = _ROOM_LINE.match(line)
+    if match is None:
+        return None
+    stamp = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S").timestamp()
+    return stamp + int(match[2]) / 1000, match[3]
+
+
+def _next_attempt(state: dict[str, Any]) -> str:
+    """When the kiosk tries the room again, as the control socket tells it (its own clock)."""
+    due = state.get("next_retry_in")
+    if due is None:
+        return ""
+    return f"in {float(due):.0f} s (attempt {int(state.get('attempt', 0)) + 1})"
+
+
+class LevelMeter:
+    """The level of the last 100 ms played; silent once nothing has been played for a while.
+
+    The kiosk stops writing to its speaker when it leaves the room or loses the server, so the
+    last samples heard would otherwise be shown forever.
+    """
+
+    WINDOW = 4800  # samples: the last 100 ms
+    QUIET_AFTER = 0.5  # seconds without samples after which the speaker counts as silent
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._tail = np.zeros(0, dtype=np.int16)
+        self._heard_at = -math.inf
+
+    def feed(self, samples: np.ndarray[Any, np.dtype[np.int16]]) -> None:
+        with self._lock:
+            now = self._clock()
+            # After a quiet spell the old tail is history, not part of the last 100 ms.
+            before = self._tail if now - self._heard_at <= self.QUIET_AFTER else self._tail[:0]
+            self._tail = np.concatenate([before, samples])[-self.WINDOW:]
+            self._heard_at = now
+
+    def read(self) -> float:
+        """dBFS of the last 100 ms played, -inf when silent or when nothing arrives any more."""
+        with self._lock:
+            if self._clock() - self._heard_at > self.QUIET_AFTER:
+                return -math.inf
+            return level_dbfs(self._tail)
+
+
 class SpeakerMeter:
-    """Drains the FIFO the kiosk's ALSA speaker writes (48 kHz mono S16) and meters it.
+    """Drains the FIFO the kiosk's ALSA speaker writes (48 kHz mono S16) into a LevelMeter.
 
     Opened before the kiosk starts: a FIFO's writer blocks until a reader exists, and the
     draining thread keeps the writer from ever blocking on a full pipe.
     """
 
-    WINDOW = 4800  # samples: the last 100 ms
-
     def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._lock = threading.Lock()
-        self._tail = np.zeros(0, dtype=np.int16)
+        self.meter = LevelMeter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, name="demo-speaker-meter",
                                         daemon=True)
@@ -78,13 +130,10 @@ class SpeakerMeter:
             data = pending + chunk
             whole = len(data) & ~1
             pending = data[whole:]
-            samples = np.frombuffer(data[:whole], dtype=np.int16)
-            with self._lock:
-                self._tail = np.concatenate([self._tail, samples])[-self.WINDOW:]
+            self.meter.feed(np.frombuffer(data[:whole], dtype=np.int16))
 
     def read(self) -> float:
-        with self._lock:
-            return level_dbfs(self._tail)
+        return self.meter.read()
 
     def close(self) -> None:
         self._stop.set()
@@ -112,6 +161,7 @@ class View:
     speaker_dbfs: float
     transitions: list[tuple[float, str]]
     status_line: str
+    next_attempt: str = ""  # "in 12 s (attempt 4)" while a retry is scheduled
     processes: dict[str, int | None] = field(default_factory=dict)
 
 
@@ -119,10 +169,14 @@ class Observer:
     """Folds successive snapshots into Views and remembers the last state transitions."""
 
     def __init__(self, kiosk_identity: str, speaker_level: Callable[[], float],
-                 keep: int = 12) -> None:
+                 keep: int = 200, kiosk_log: Callable[[], list[str]] | None = None) -> None:
         self.identity = kiosk_identity
         self.speaker_level = speaker_level
+        # New lines of the kiosk's log: its room transitions come from there, so one shorter
+        # than a poll (the first join takes ~0.1 s on loopback) is still listed.
+        self.kiosk_log = kiosk_log
         self.started = time.monotonic()
+        self._started_wall = time.time()
         self.transitions: deque[tuple[float, str]] = deque(maxlen=keep)
         self._last: dict[str, str] = {}
         self._samples: dict[str, deque[Sample]] = {}
@@ -142,6 +196,8 @@ class Observer:
             "camera": str(state.get("tracks", {}).get("camera", "?")),
             # No step taken yet: the camera runs as configured.
             "rung": str(state.get("degradation", {}).get("label") or "configured"),
+            "privacy": ("?" if "camera_privacy" not in state
+                        else "on" if state["camera_privacy"] else "off"),
         }
         for name in LED_ORDER:
             fields[f"led.{name}"] = str(leds.get(name, {}).get("shape", "?"))
@@ -157,14 +213,30 @@ class Observer:
             speaker_dbfs=self.speaker_level(),
             transitions=list(self.transitions),
             status_line=str(state.get("status", "kiosk not answering yet")),
+            next_attempt=_next_attempt(state),
         )
 
     def _note_changes(self, fields: dict[str, str], now: float) -> None:
-        for key in ("room", "intent", "fault", "status", "quality", "mic", "camera", "led.mute",
-                    "led.camera", "rung"):
-            old, new = self._last.get(key), fields[key]
-            if old is not None and old != new:
-                self.transitions.append((now - self.started, f"{key}: {old} -> {new}"))
+        at = now - self.started
+        polled: tuple[str, ...] = ("room",)
+        if self.kiosk_log is not None:
+            polled = ()  # the log has every room transition, the polls only some
+            for line in self.kiosk_log():
+                logged = _room_transition(line)
+                if logged is not None:
+                    self.transitions.append((logged[0] - self._started_wall, logged[1]))
+        answering, was_answering = fields["intent"] != "?", self._last.get("intent", "?") != "?"
+        if answering != was_answering:
+            # Coming up (or going away) changes every field at once: one line says it all.
+            text = (f"kiosk answers: room {fields['room']}, status {fields['status']}"
+                    if answering else "kiosk stopped answering")
+            self.transitions.append((at, text))
+        elif answering:
+            for key in (*polled, "intent", "fault", "status", "quality", "mic", "camera",
+                        "privacy", "led.mute", "led.camera", "rung"):
+                old, new = self._last.get(key), fields[key]
+                if old is not None and old != new:
+                    self.transitions.append((at, f"{key}: {old} -> {new}"))
         self._last = dict(fields)
 
     def _tracks(self, state: dict[str, Any], server: dict[str, Any] | None,

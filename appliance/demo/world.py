@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.control import ControlError
+from appliance.control import MAX_HOLD, ControlError
 from appliance.control.command import request as control_request
 from appliance.demo.view import SpeakerMeter
 from appliance.errors import ApplianceError
@@ -97,36 +97,38 @@ class DemoWorld:
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._closed = False
         self.speaker: SpeakerMeter | None = None
+        self.phase = "not started"  # what start() is doing, for the panel
+        self._log_read = 0  # bytes of the kiosk's log already handed out by kiosk_log()
 
     @property
     def control_url(self) -> str:
         return f"http://127.0.0.1:{self.control_port}/control"
 
     async def __aenter__(self) -> DemoWorld:
-        try:
-            await self.start()
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
+        return self  # start() is separate, so the panel can show the start-up itself
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def start(self) -> None:
+        """Start the double, its far end and the kiosk; `aclose` stops whatever was started."""
         self.layout.logs.mkdir(parents=True)
+        self.phase = "starting the LiveKit test double"
         await self._spawn(
             "devserver", "devserver", "--port", str(self.port),
             "--control-port", str(self.control_port),
             "--device-key", f"{KIOSK}={self._device_key}",
         )
         await self._until(self._server_ready, "the test double to answer")
+        self.phase = "adding the far-end participant (1 kHz tone, test pattern)"
         await self.fault("far-end", room=ROOM, identity=FAR_END, tone_hz=1000.0, video=True)
         self._write_kiosk_config()
         self.speaker = SpeakerMeter.open(self.layout.speaker)  # reader first: see SpeakerMeter
+        self.phase = "starting the kiosk (loading the LiveKit SDK takes a few seconds)"
         await self._spawn("kiosk", "run", "--config", str(self.layout.config),
                           "--device-file", str(self.layout.root / "device.toml"))
         await self._until(self._kiosk_ready, "the kiosk's control socket")
+        self.phase = "ready"
 
     def _write_kiosk_config(self) -> None:
         self.layout.device_key.write_text(self._device_key + "\n")
@@ -202,6 +204,18 @@ class DemoWorld:
             return False
         return True
 
+    def kiosk_log(self) -> list[str]:
+        """The complete lines the kiosk logged since the last call."""
+        try:
+            with (self.layout.logs / "kiosk.log").open("rb") as f:
+                f.seek(self._log_read)
+                data = f.read()
+        except OSError:
+            return []
+        whole = data[:data.rfind(b"\n") + 1]  # a line still being written waits for next time
+        self._log_read += len(whole)
+        return whole.decode(errors="replace").splitlines()
+
     def log_tail(self, name: str, lines: int = 20) -> str:
         path = self.layout.logs / f"{name}.log"
         try:
@@ -215,11 +229,22 @@ class DemoWorld:
     async def kiosk_status(self) -> dict[str, Any]:
         return await self._control({"cmd": "status"})
 
-    async def press(self, button: str, hold: float | None = None) -> None:
-        payload: dict[str, Any] = {"cmd": "press", "button": button}
-        if hold is not None:
-            payload = {"cmd": "hold", "button": button, "seconds": hold}
-        await self._control(payload, wait=(hold or 0) + 5.0)
+    async def press(self, button: str) -> None:
+        """A short press."""
+        await self._control({"cmd": "press", "button": button})
+
+    async def hold(self, button: str, seconds: float | None = None) -> tuple[float, bool]:
+        """Hold `button` down; returns (seconds held, whether the kiosk counted a long press).
+
+        Without `seconds` the kiosk holds it just past its own `gpio.mute_hold` /
+        `gpio.leave_hold`, whatever the configuration says.
+        """
+        payload: dict[str, Any] = {"cmd": "hold", "button": button}
+        if seconds is not None:
+            payload["seconds"] = seconds
+        # The reply comes once the button is released (the kiosk caps a hold at MAX_HOLD).
+        reply = await self._control(payload, wait=(seconds or MAX_HOLD) + 5.0)
+        return float(reply.get("seconds", seconds or 0.0)), bool(reply.get("long"))
 
     async def simulate_camera(self, present: bool) -> None:
         await self._control({"cmd": "simulate", "device": "camera", "present": present})

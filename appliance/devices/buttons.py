@@ -190,9 +190,16 @@ class ButtonPanel:
             return self._posted.get(name, 0)
 
     def wait_posted(self, name: ButtonName, count: int, timeout: float) -> bool:
-        """Block until `count` events for `name` were posted in total (for tests, the socket)."""
+        """Block until `count` events for `name` were posted in total and its release settled.
+
+        A hold is posted while the button is still down; waiting for the release too means a
+        press that follows (the control socket's next request) is a new press, not chatter.
+        """
+        detector = self._detectors[name]
         with self._cond:
-            return self._cond.wait_for(lambda: self._posted.get(name, 0) >= count, timeout)
+            return self._cond.wait_for(
+                lambda: self._posted.get(name, 0) >= count and detector.phase is Phase.UP,
+                timeout)
 
     def names(self) -> list[ButtonName]:
         return list(self._devices)

@@ -85,23 +85,49 @@ def speaker_factory(cfg: Config) -> Callable[[], AudioPlayback] | None:
     return lambda: AlsaPlayback(spk.device)
 
 
-def _alsa_devices(capture: bool) -> tuple[list[str], list[str]]:
-    """(PCM names, card names) as pyalsaaudio lists them; empty when ALSA is unusable."""
+@dataclass(frozen=True)
+class AlsaDevices:
+    """The sound cards and PCM names ALSA offers; `problem` says why none could be listed."""
+
+    cards: tuple[str, ...] = ()
+    capture: tuple[str, ...] = ()
+    playback: tuple[str, ...] = ()
+    problem: str = ""
+
+
+def list_alsa() -> AlsaDevices:
+    """The machine's ALSA cards and PCMs as pyalsaaudio sees them (`aplay -l`, `arecord -L`)."""
     try:
         import alsaaudio
-    except ImportError:
-        return [], []
+    except ImportError as exc:
+        return AlsaDevices(problem=f"pyalsaaudio is not installed ({exc}): cannot list them")
     alsa: Any = alsaaudio
     try:
-        kind = alsa.PCM_CAPTURE if capture else alsa.PCM_PLAYBACK
-        return list(alsa.pcms(kind)), list(alsa.cards())
+        cards = []
+        for index in alsa.card_indexes():
+            short, long = alsa.card_name(index)
+            cards.append(f"card {index}: {short} ({long})")
+        return AlsaDevices(tuple(cards), tuple(alsa.pcms(alsa.PCM_CAPTURE)),
+                           tuple(alsa.pcms(alsa.PCM_PLAYBACK)))
     except alsa.ALSAAudioError as exc:
-        log.debug("ALSA listing failed: %s", exc)
-        return [], []
+        return AlsaDevices(problem=f"ALSA could not list them: {exc}")
 
 
-def describe_media(cfg: Config) -> list[str]:
-    """Human lines for `appliance check`: what exists, and what this configuration would use."""
+def _alsa_lines(alsa: AlsaDevices) -> list[str]:
+    if alsa.problem:
+        return [f"ALSA devices: {alsa.problem}"]
+    lines = ["ALSA sound cards:" + ("" if alsa.cards else
+             " none (plug in a USB sound card or speaker; the Pi's own headphone/HDMI audio "
+             "needs `dtparam=audio=on` in config.txt)")]
+    lines += [f"  {card}" for card in alsa.cards]
+    for what, pcms in (("capture", alsa.capture), ("playback", alsa.playback)):
+        lines.append(f"ALSA {what} PCMs:" + ("" if pcms else " none"))
+        lines += [f"  {pcm}" for pcm in pcms]
+    return lines
+
+
+def describe_machine() -> list[str]:
+    """Human lines for `appliance check`: the cameras and sound devices this machine has."""
     lines: list[str] = []
     cameras = list_cameras()
     if cameras:
@@ -112,6 +138,12 @@ def describe_media(cfg: Config) -> list[str]:
         lines.append("picamera2 cameras: none (no CSI camera, or picamera2 not installed)")
     videos = list_video_devices()
     lines.append("V4L2 devices: " + (", ".join(videos) if videos else "none"))
+    return lines + _alsa_lines(list_alsa())
+
+
+def describe_media(cfg: Config) -> list[str]:
+    """Human lines for `appliance check`: what exists, and what this configuration would use."""
+    lines = describe_machine()
     try:
         choice = resolve_camera(cfg)
     except DeviceError as exc:
@@ -124,13 +156,9 @@ def describe_media(cfg: Config) -> list[str]:
         lines.append(f"camera (backend {cam.backend}): none: {why}")
     else:
         lines.append(f"camera (backend {cam.backend}): would use {choice.why}, {size}")
-    for capture, section in ((True, cfg.microphone), (False, cfg.speaker)):
-        what = "capture" if capture else "playback"
-        pcms, cards = _alsa_devices(capture)
-        lines.append(f"ALSA {what} PCMs: " + (", ".join(pcms) if pcms else "none"))
-        if capture:
-            lines.append("ALSA cards: " + (", ".join(cards) if cards else "none"))
-        role = "microphone" if capture else "speaker"
+    alsa = list_alsa()
+    for role, section, what, pcms in (("microphone", cfg.microphone, "capture", alsa.capture),
+                                      ("speaker", cfg.speaker, "playback", alsa.playback)):
         if section.backend == "none":
             lines.append(f"{role}: none (disabled)")
         elif section.backend == "test":

@@ -13,15 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.config import SECRET_FILE_KEYS, SECRET_KEYS, parse_layer, to_toml
+from appliance.config import (
+    CREDENTIAL_ID,
+    SECRET_FILE_KEYS,
+    SECRET_KEYS,
+    parse_layer,
+    to_toml,
+)
 from appliance.errors import ConfigError
 from appliance.provision.devices import field_names
 
 log = logging.getLogger(__name__)
 
-# appliance.service has `LoadCredential=appliance:/etc/appliance/credentials`: systemd loads a
-# directory file by file and names each credential "<id>_<file name>".
-CREDENTIAL_ID = "appliance"
 CONFIG_FAULT = "config-fault"
 SERVICE_USER = "appliance"
 WIFI_NAME = "wpa_supplicant.conf"

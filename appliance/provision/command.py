@@ -41,6 +41,8 @@ def register(subparsers: Any) -> None:
             "  appliance provision kiosk.img kiosk-07.toml\n"
             "  appliance provision kiosk.img --fleet devices/ --output-dir out/\n"
             "  appliance provision kiosk.img --fleet devices.csv --output-dir out/\n"
+            "  appliance provision --check kiosk-07.toml        (validate only, no image)\n"
+            "  appliance provision --check --fleet devices/     (the same for a fleet)\n"
             "  appliance provision --import-boot-file   (first-boot unit, on the device)"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -61,7 +63,8 @@ def register(subparsers: Any) -> None:
                              "boot partition; first boot moves it to wlan0's config (Zero 2 W "
                              "has no Ethernet)")
     parser.add_argument("--check", action="store_true",
-                        help="only validate the device file(s); write nothing")
+                        help="only validate the device file(s) and write nothing; no IMAGE "
+                             "needed (one given is checked for a FAT boot partition)")
     parser.add_argument("--import-boot-file", action="store_true",
                         help="on the device: import /boot/firmware/appliance.toml into "
                              "/etc/appliance and scrub its secrets (run by "
@@ -112,6 +115,21 @@ def write_device(image: Path, device: DeviceFile, bmap_in: Path | None,
     return time.perf_counter() - started
 
 
+def _check_only(image: Path | None, devices: list[DeviceFile]) -> int:
+    """`--check`: the device files are valid; an image, when given, has a FAT boot partition."""
+    for dev in devices:
+        print(f"ok: {dev.source} ({dev.name})")
+    if image is None:
+        return EX_OK
+    try:
+        part = fatimage.find_fat_partition(image)
+    except fatimage.ImageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EX_DATAERR
+    print(f"ok: {image} (FAT boot partition {part.index}, {part.size // 1024} KiB)")
+    return EX_OK
+
+
 def cmd_provision(args: argparse.Namespace) -> int:
     if args.import_boot_file:
         from appliance.provision.bootimport import import_boot_file, import_wifi
@@ -121,9 +139,14 @@ def cmd_provision(args: argparse.Namespace) -> int:
         if "rejected" in (result.status, wifi_status):
             return EX_CONFIG
         return EX_OK
-    if args.image is None or (args.device_file is None) == (args.fleet is None):
+    if args.check and args.device_file is None and args.fleet is None:
+        # `--check DEVICE.toml`: validating needs no image, so a lone argument is the device file.
+        args.image, args.device_file = None, args.image
+    if (args.image is None and not args.check) or (
+            (args.device_file is None) == (args.fleet is None)):
         print("usage: appliance provision IMAGE DEVICE.toml | IMAGE --fleet DIR|CSV "
-              "--output-dir DIR | --import-boot-file", file=sys.stderr)
+              "--output-dir DIR | --check [IMAGE] DEVICE.toml | --check [IMAGE] --fleet DIR|CSV "
+              "| --import-boot-file", file=sys.stderr)
         return EX_USAGE
     try:
         devices = ([load_device_file(args.device_file)] if args.device_file
@@ -140,9 +163,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
             return _report(ConfigError([f"{args.wifi}: no network={{...}} block: not a "
                                         "wpa_supplicant.conf"]))
     if args.check:
-        for dev in devices:
-            print(f"ok: {dev.source} ({dev.name})")
-        return EX_OK
+        return _check_only(args.image, devices)
     try:
         part = fatimage.find_fat_partition(args.image)
     except fatimage.ImageError as exc:

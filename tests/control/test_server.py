@@ -20,7 +20,7 @@ from appliance.control import command as cli
 from appliance.control.server import ControlServer
 from appliance.devices.gpio import GpioFrontEnd
 from appliance.devices.profiles import load_profile
-from appliance.session.model import ButtonName, RoomState, State, TrackState
+from appliance.session.model import ButtonName, Fault, RoomState, State, TrackState
 
 STATE = State(identity="kiosk-1", room_name="lobby", room=RoomState.CONNECTED,
               remotes=frozenset({"alice"}), microphone=TrackState.PUBLISHED, mic_muted=True)
@@ -122,6 +122,40 @@ async def test_hold_makes_a_long_press(server: ControlServer, recorder: Recorder
                          b'{"cmd": "hold", "button": "leave", "seconds": 0.4}\n')
     assert reply["ok"] is True and reply["long"] is True
     assert [(e.button, e.long) for e in recorder.events] == [(ButtonName.LEAVE, True)]
+
+
+async def test_hold_without_seconds_outlasts_the_configured_hold(
+        server: ControlServer, recorder: Recorder) -> None:
+    [reply] = await talk(server.path, b'{"cmd": "hold", "button": "mute"}\n')
+    assert reply["ok"] is True and reply["long"] is True
+    assert reply["seconds"] > 0.2  # the fixture's mute hold
+    assert [(e.button, e.long) for e in recorder.events] == [(ButtonName.MUTE, True)]
+
+
+async def test_holds_back_to_back_are_two_long_presses(
+        server: ControlServer, recorder: Recorder) -> None:
+    # The reply waits for the release to settle: a hold sent right after it is a new press,
+    # not chatter of the last one.
+    first, second = await talk(server.path, b'{"cmd": "hold", "button": "mute"}\n',
+                               b'{"cmd": "hold", "button": "mute"}\n')
+    assert first["posted"] is True and second["posted"] is True
+    assert [(e.button, e.long) for e in recorder.events] == [(ButtonName.MUTE, True)] * 2
+
+
+async def test_status_says_when_the_next_attempt_is_due(sockdir: Path) -> None:
+    waiting = State(identity="kiosk-1", room_name="lobby", room=RoomState.DISCONNECTED,
+                    fault=Fault.SERVER_UNREACHABLE, attempt=3, retry_pending=True,
+                    next_retry_at=112.0)
+    async with ControlServer(sockdir / "r.sock", state=lambda: waiting,
+                             clock=lambda: 100.0) as srv:
+        [reply] = await talk(srv.path, b'{"cmd": "status"}\n')
+    state = reply["state"]
+    assert isinstance(state, dict)
+    assert state["next_retry_in"] == 12.0
+    assert "attempt 3, next in 12 s" in state["status"]
+    async with ControlServer(sockdir / "c.sock", state=lambda: STATE) as srv:
+        [reply] = await talk(srv.path, b'{"cmd": "status"}\n')
+    assert reply["state"]["next_retry_in"] is None  # type: ignore[index]
 
 
 async def test_press_without_the_mock_is_refused(sockdir: Path) -> None:

@@ -19,25 +19,33 @@ DEMO = [sys.executable, "-m", "appliance", "demo"]
 
 
 def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting for its parent."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _demo_children() -> list[int]:
-    """Processes of a demo tree: the kiosk's and the double's command lines name the demo."""
-    found = []
+def _descendants(root: int) -> set[int]:
+    """Every process below `root` by parent pid: this test's own tree, never another demo's."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
         except OSError:
             continue
-        if b"appliance-demo-" in cmdline or b"kiosk-demo=" in cmdline:
-            found.append(int(entry.name))
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])  # the command name may hold spaces
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
     return found
 
 
@@ -74,6 +82,7 @@ def test_script_smoke_mute_leave_join() -> None:
     assert "every expectation was met" in result.stdout
     assert re.search(r"led\.mute=on", result.stdout)
     assert re.search(r"status=left", result.stdout)
+    assert re.search(r"privacy=on", result.stdout)
 
 
 @pytest.mark.e2e
@@ -138,10 +147,18 @@ def test_panel_in_a_terminal_mute_then_quit() -> None:
     term = Terminal()
     try:
         term.wait_for(r"room-kiosk appliance: demo", 60)
+        # Drawn from the start: the start-up, then the kiosk coming up and joining.
+        term.wait_for(r"starting the LiveKit test double", 30)
+        term.wait_for(r"kiosk answers: room", 90)
         term.wait_for(r"with_others", 90)
         term.type("m")
         term.wait_for(r"pressed mute", 15)
         term.wait_for(r"led\.mute: off -> on|mute: published -> ", 15)
+        term.type("M")  # a real hold: camera privacy, not a second mute
+        term.wait_for(r"held mute for [\d.]+ s \(long press\)", 30)
+        term.wait_for(r"privacy: off -> on", 15)
+        tree = _descendants(term.pid)  # the double and the kiosk (and what they started)
+        assert len(tree) >= 2, tree
         term.type("q")
         assert term.exit_status(20) == 0
     finally:
@@ -149,4 +166,4 @@ def test_panel_in_a_terminal_mute_then_quit() -> None:
             os.kill(term.pid, 9)
             os.waitpid(term.pid, 0)
         os.close(term.fd)
-    assert _demo_children() == []
+    assert [pid for pid in tree if _alive(pid)] == [], "demo left processes running"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance import config as cfgmod
 from appliance.config import load
 from appliance.provision.bootimport import (
     ImportPaths,
@@ -87,6 +88,19 @@ def test_imported_config_loads_with_systemd_credentials(
     cfg = load(paths.device_toml, None, {})
     assert cfg.livekit.api_secret_file == target
     assert cfg.livekit.identity == "Kiosk 07"
+
+
+def test_imported_config_checks_by_hand_outside_the_service(
+    paths: ImportPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `sudo appliance check` on the kiosk: no $CREDENTIALS_DIRECTORY, so the loader reads the
+    # file that LoadCredential= would hand the service.
+    put(paths, GOOD)
+    run(paths)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.setattr(cfgmod, "CREDENTIALS_DIR", paths.credentials_dir)
+    cfg = load(paths.device_toml, None, {})
+    assert cfg.livekit.api_secret_file == paths.credentials_dir / "livekit.api_secret"
 
 
 def test_import_is_idempotent(paths: ImportPaths) -> None:

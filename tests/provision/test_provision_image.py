@@ -104,10 +104,37 @@ def test_secret_in_a_world_readable_file_is_refused(image: Path, device_file: Pa
     assert BOOT_NAME not in fatimage.list_files(image, fatimage.find_fat_partition(image))
 
 
-def test_check_only_validates(image: Path, device_file: Path) -> None:
+def test_check_only_validates(image: Path, device_file: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
     digest = hashlib.sha256(image.read_bytes()).hexdigest()
     assert run_cli(str(image), str(device_file), "--check") == 0
     assert hashlib.sha256(image.read_bytes()).hexdigest() == digest
+    assert f"ok: {image} (FAT boot partition 1" in capsys.readouterr().out
+
+
+def test_check_needs_no_image(device_file: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("--check", str(device_file)) == 0
+    assert f"ok: {device_file} (kiosk-07)" in capsys.readouterr().out
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    shutil.copy(device_file, fleet / "kiosk-07.toml")
+    assert run_cli("--check", "--fleet", str(fleet)) == 0
+    bad = write_private(tmp_path / "bad.toml", '[livekit]\nidentty = "x"\n')
+    assert run_cli("--check", str(bad)) == EX_CONFIG
+    assert "livekit.identty" in capsys.readouterr().err
+
+
+def test_check_of_an_image_that_is_not_one(tmp_path: Path, device_file: Path) -> None:
+    junk = tmp_path / "junk.img"
+    junk.write_bytes(b"\0" * 4096)
+    assert run_cli("--check", str(junk), str(device_file)) == 65
+
+
+def test_writing_still_needs_an_image(device_file: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(str(device_file)) == 64
+    assert "usage:" in capsys.readouterr().err
 
 
 def test_output_copy_leaves_the_golden_image_alone(image: Path, device_file: Path,
