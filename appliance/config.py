@@ -184,8 +184,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "camera.degrade_after": (0.1, 3600, "s"),
     "camera.restore_after": (0.1, 3600, "s"),
     "microphone.tone_hz": (20, 20000, "Hz"),
-    "gpio.mute_hold": (0.1, 30, "s"),
-    "gpio.leave_hold": (0.1, 60, "s"),
+    "gpio.mute_hold": (0.1, 20, "s"),  # the control socket's hold is capped at 30 s
+    "gpio.leave_hold": (0.1, 20, "s"),
     "gpio.bounce_time": (0.001, 1, "s"),
     "reconnect.backoff_initial": (0.05, 600, "s"),
     "reconnect.backoff_max": (0.05, 3600, "s"),
@@ -682,7 +682,7 @@ def load(
     cfg = _build(_merge([layer for _, layer in layers]))
     problems = _validate(cfg, origin)
     unmute_from = origin.get("remote.allow_unmute")
-    if cfg.remote.allow_unmute and unmute_from != (str(device_file) if use_device else None):
+    if cfg.remote.allow_unmute and unmute_from != str(device.path):
         problems.append(f"{unmute_from}: `remote.allow_unmute`: may only be set in the per-device "
                         "file (it lets a remote operator turn a microphone or camera on)")
     problems += [f"{origin.get('gpio.profile', 'defaults')}: {p}" for p in _profile_problems(cfg)]

@@ -133,7 +133,7 @@ def test_unknown_section_and_non_table(tmp_path: Path) -> None:
         ('[speaker]\nbackend = "test"', '`speaker.backend`: expected one of "alsa", "none"'),
         ('[audio]\necho_cancellation = "yes"', "`audio.echo_cancellation`: expected true or false"),
         ('[gpio]\npin_factory = "rpigpio"', '`gpio.pin_factory`: expected one of "auto"'),
-        ("[gpio]\nmute_hold = -1", "`gpio.mute_hold`: expected 0.1..30 s, found -1"),
+        ("[gpio]\nmute_hold = -1", "`gpio.mute_hold`: expected 0.1..20 s, found -1"),
         ("[reconnect]\nbackoff_initial = 0",
          "`reconnect.backoff_initial`: expected 0.05..600 s, found 0"),
         ("[reconnect]\nbackoff_max = 0.5", "`reconnect.backoff_max`: expected at least"),
@@ -579,3 +579,14 @@ def test_readme_lists_every_number_range() -> None:
     for key, (low, high, unit) in cfgmod.RANGES.items():
         row = f"| `{key}` | {cfgmod._num(low)}..{cfgmod._num(high)} {unit} |"
         assert row in readme, row
+
+
+def test_remote_unmute_may_only_be_allowed_by_the_device_file(base: Path, tmp_path: Path) -> None:
+    main_cfg = write(tmp_path / "main.toml", BASE + "[remote]\nallow_unmute = true\n")
+    with pytest.raises(ConfigError) as exc:
+        load(main_cfg, nodev(tmp_path), env={})
+    assert "`remote.allow_unmute`: may only be set in the per-device file" in problems_of(exc)
+    with pytest.raises(ConfigError):
+        load(base, nodev(tmp_path), env={"APPLIANCE_REMOTE_ALLOW_UNMUTE": "true"})
+    device = write(tmp_path / "device.toml", "[remote]\nallow_unmute = true\n")
+    assert load(base, device, env={}).remote.allow_unmute
