@@ -87,6 +87,7 @@ class Participant:
         self._writer: asyncio.Task[None] | None = None
         self.far_end = False  # a built-in far end (no socket, generated media)
         self.data = DataChannels(self)
+        self.refused_updates = 0  # UpdateParticipantMetadata refused for want of the grant
         self.was_active = False  # a peer connection reached "connected" at least once
         self.quality_forced = False  # a fault set `quality`: the periodic grading leaves it
 
@@ -210,6 +211,7 @@ class Participant:
         # LiveKit refuses without canUpdateOwnMetadata; with a request id it says so.
         if not self.permission.can_update_metadata:
             log.info("%s: refused metadata update (no canUpdateOwnMetadata)", self.identity)
+            self.refused_updates += 1
             reason = rtc.RequestResponse.NOT_ALLOWED
         else:
             reason = rtc.RequestResponse.OK
