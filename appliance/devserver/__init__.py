@@ -28,7 +28,7 @@ leave records), `wait_for(predicate, timeout, what)`, `add_far_end()`, `remove_f
 (last second), `video.frames`, `video.width`/`height`, `video.stamped_frames`, `video.gaps`,
 `video.out_of_order`, `video.latency_ms` (median capture-to-decode of stamped frames).
 
-The frame stamp format lives in `appliance.devserver.stamp` (numpy only); synthetic media for
+The frame stamp format lives in `appliance.media.stamp` (numpy only); synthetic media for
 real SDK clients (tone, stamped pattern) in `appliance.devserver.sdkfeed`. Other constructor
 options: `rooms=` (serve only these), `v1_path=False` (an older server without /rtc/v1),
 `departure_timeout=`, `ping_interval=`, `ping_timeout=`, `control_port=`, `allow_remote=`.
