@@ -84,6 +84,7 @@ class Hub:
         self.events: list[ServerEvent] = []
         self.faults = Faults(self)
         self.webhooks = webhooks if webhooks is not None else Webhooks((), api_key, api_secret)
+        self.webhooks.on_change = self.notify
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -10,7 +10,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -58,6 +58,8 @@ class Webhooks:
         self._dropped: dict[str, int] = {}
         self.deliveries: list[Delivery] = []
         self.failures = 0  # events given up after every attempt
+        self._in_flight = 0
+        self.on_change: Callable[[], None] = lambda: None  # the hub's notify, for wait_for
 
     def start(self) -> None:
         if self._session is not None or not self.urls:
@@ -88,9 +90,14 @@ class Webhooks:
         for url, queue in self._queues.items():
             try:
                 queue.put_nowait((message, now))
+                self._in_flight += 1
             except asyncio.QueueFull:
                 self._dropped[url] += 1
                 log.warning("webhook queue for %s is full: dropped %s", url, event)
+
+    def busy(self) -> bool:
+        """Whether any event is still queued or being sent."""
+        return self._in_flight > 0
 
     def sign(self, body: str) -> str:
         """The Authorization value LiveKit sends: a JWT whose sha256 claim hashes the body."""
@@ -116,6 +123,8 @@ class Webhooks:
                 log.warning("webhook %s to %s: gave up after %d attempts", message.event, url,
                             self._attempts)
             queue.task_done()
+            self._in_flight -= 1
+            self.on_change()
 
     async def _post(self, url: str, body: str) -> bool:
         assert self._session is not None
