@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from appliance.devserver import peer, rtcpatch
 from appliance.devserver.data import DataChannels
 from appliance.devserver.media import Fanout, ForwardTrack
 from appliance.devserver.model import PublishedTrack, Room, new_sid, track_info_from_request
+from appliance.devserver.outbox import Outbox
 from appliance.devserver.stats import TrackStats
 
 if TYPE_CHECKING:
@@ -83,8 +83,7 @@ class Participant:
         self._pending_trickles: dict[int, list[str]] = {rtc.PUBLISHER: [], rtc.SUBSCRIBER: []}
         self._departure: asyncio.TimerHandle | None = None
         self._closed = False
-        self._outbox: asyncio.Queue[bytes] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._outbox = Outbox(identity, lambda: hub.faults.wait_unfrozen(identity))
         self.far_end = False  # a built-in far end (no socket, generated media)
         self.data = DataChannels(self)
         self.refused_updates = 0  # UpdateParticipantMetadata refused for want of the grant
@@ -128,40 +127,10 @@ class Participant:
         self.version += 1
 
     async def send(self, message: rtc.SignalResponse) -> bool:
-        """Queue a signal message for this participant's socket; False when there is none.
-
-        A writer task per socket sends the queue in order, so a frozen or slow participant
-        never stalls the handlers of the others that broadcast to it.
-        """
-        if self.ws is None or self.ws.closed or self._outbox is None:
+        """Queue a signal message for this participant's socket; False when there is none."""
+        if self.ws is None or self.ws.closed:
             return False
-        self._outbox.put_nowait(message.SerializeToString())
-        return True
-
-    async def _write(self, ws: web.WebSocketResponse, outbox: asyncio.Queue[bytes]) -> None:
-        while True:
-            data = await outbox.get()
-            try:
-                await self.hub.faults.wait_unfrozen(self.identity)
-                await ws.send_bytes(data)
-            except (ConnectionError, RuntimeError) as exc:
-                log.info("%s: send failed: %s", self.identity, exc)
-            finally:
-                outbox.task_done()
-
-    def _start_writer(self, ws: web.WebSocketResponse | None) -> None:
-        if self._writer is not None:
-            self._writer.cancel()  # what was queued for a dead socket is dropped with it
-        self._writer = self._outbox = None
-        if ws is not None:
-            self._outbox = asyncio.Queue()
-            self._writer = asyncio.create_task(self._write(ws, self._outbox),
-                                               name=f"devserver-send-{self.identity}")
-
-    async def _flush(self, within: float) -> None:
-        if self._outbox is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox.join(), within)
+        return self._outbox.put(message.SerializeToString())
 
     # ----- the socket loop -------------------------------------------------------------------
 
@@ -475,7 +444,7 @@ class Participant:
     def attach(self, ws: web.WebSocketResponse) -> web.WebSocketResponse | None:
         """Make `ws` this participant's socket; returns the one it replaces."""
         old, self.ws = self.ws, ws
-        self._start_writer(ws)
+        self._outbox.start(ws)
         if self._departure is not None:
             self._departure.cancel()
             self._departure = None
@@ -486,7 +455,7 @@ class Participant:
         if self.ws is not ws:
             return
         self.ws = None
-        self._start_writer(None)
+        self._outbox.start(None)
         loop = asyncio.get_running_loop()
         self._departure = loop.call_later(departure_timeout, self.hub.depart_later, self)
 
@@ -499,8 +468,8 @@ class Participant:
         if self._departure is not None:
             self._departure.cancel()
             self._departure = None
-        await self._flush(within=2.0)  # a leave queued just before must still go out
-        self._start_writer(None)
+        await self._outbox.flush(within=2.0)  # a leave queued just before must still go out
+        self._outbox.start(None)
         ws, self.ws = self.ws, None
         if ws is not None and not ws.closed:
             await ws.close()
