@@ -32,7 +32,8 @@ LiveKit's server side: Twirp RoomService at `/twirp/livekit.RoomService/*` (room
 `srv.api_token(room=, room_create=, room_list=, room_admin=)` mints an API token), data packets
 and RPC between participants (data.py), webhooks to `webhook_urls=` (webhooks.py;
 `srv.hub.webhooks.deliveries`), connection quality graded every `quality_interval=` seconds
-(quality.py), CORS on /rtc/*validate and /twirp (http.py).
+(quality.py), CORS on /rtc/*validate and /twirp (http.py), the best simulcast layer
+decoded and forwarded (simulcast.py; `track.layer`).
 
 The frame stamp format lives in `appliance.media.stamp` (numpy only); synthetic media for
 real SDK clients (tone, stamped pattern) in `appliance.devserver.sdkfeed`. Other constructor

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from livekit.protocol import models, rtc
 
+from appliance.devserver import simulcast
 from appliance.devserver.stats import TrackStats
 
 if TYPE_CHECKING:
@@ -52,6 +53,12 @@ class PublishedTrack:
     @property
     def muted(self) -> bool:
         return self.info.muted
+
+    @property
+    def layer(self) -> str | None:
+        """The simulcast layer (RID) decoded and forwarded; None for a single-layer track."""
+        picker = simulcast.pickers.get(self.receiver) if self.receiver is not None else None
+        return picker.selected if picker is not None else None
 
     @property
     def ready(self) -> bool:

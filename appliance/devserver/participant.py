@@ -13,7 +13,7 @@ from aiohttp import WSMsgType, web
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from livekit.protocol import models, rtc
 
-from appliance.devserver import peer, rtcpatch
+from appliance.devserver import peer, rtcpatch, simulcast
 from appliance.devserver.data import DataChannels
 from appliance.devserver.media import Fanout, ForwardTrack
 from appliance.devserver.model import PublishedTrack, Room, new_sid, track_info_from_request
@@ -223,6 +223,15 @@ class Participant:
         mid_to_track: dict[str, str] = {}
         if self.single_pc:
             mid_to_track = self._attach_outgoing(pc)
+        layers = simulcast.offered_layers(offer.sdp)
+        if layers:
+            for transport in peer.dtls_transports(pc):
+                transport._rtp_header_extensions_map.configure(
+                    simulcast.rid_extensions(offer.sdp))
+            for transceiver in pc.getTransceivers():
+                rids = layers.get(transceiver.mid or "")
+                if rids and transceiver.receiver not in simulcast.pickers:
+                    simulcast.pickers[transceiver.receiver] = simulcast.LayerPicker(rids)
         sdp = await peer.answer(pc, offer.sdp)
         answer = rtc.SessionDescription(type="answer", sdp=sdp, id=offer.id,
                                         mid_to_track_id=mid_to_track)

@@ -248,6 +248,7 @@ class DevServer:
                 out["dominant_hz"] = s.audio.dominant_hz
             else:
                 out.update(width=s.video.width, height=s.video.height, gaps=s.video.gaps,
+                           layer=t.layer,
                            stamped=s.video.stamped_frames, latency_ms=s.video.latency_ms)
             return out
 
