@@ -34,10 +34,11 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     Without it a browser refused with 401 reports "Failed to fetch" instead of the reason.
     """
     origin = request.headers.get("Origin")
-    if origin is None or not request.path.startswith(CORS_PATHS):
+    validate = request.path.rstrip("/").endswith("/validate")
+    if not request.path.startswith(CORS_PATHS) or (origin is None and not validate):
         return await handler(request)
     wanted = request.headers.get("Access-Control-Request-Method", "").upper()
-    if request.method == "OPTIONS" and wanted:
+    if request.method == "OPTIONS" and wanted and origin is not None:
         headers = {"Vary": "Origin, Access-Control-Request-Method, "
                            "Access-Control-Request-Headers"}
         if wanted in _CORS_METHODS:
@@ -52,8 +53,8 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response = await handler(request)
     except web.HTTPException as exc:
         response = exc
-    allow = "*" if request.path.rstrip("/").endswith("/validate") else origin
-    response.headers["Access-Control-Allow-Origin"] = allow
+    # LiveKit's auth middleware sets `*` on /rtc/validate whatever the request.
+    response.headers["Access-Control-Allow-Origin"] = "*" if validate or origin is None else origin
     response.headers["Vary"] = "Origin"
     if isinstance(response, web.HTTPException):
         raise response

@@ -135,6 +135,8 @@ async def test_cors_on_validate_and_twirp(devserver: DevServer) -> None:
     status, headers = await _request("GET", f"{devserver.http_url}/rtc/v1/validate",
                                      Origin=origin, Authorization=f"Bearer {token}")
     assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
+    status, headers = await _request("GET", f"{devserver.http_url}/rtc/validate")
+    assert status == 401 and headers["Access-Control-Allow-Origin"] == "*"  # no Origin: same
     twirp = f"{devserver.http_url}/twirp/livekit.RoomService/ListRooms"
     status, headers = await _request(
         "OPTIONS", twirp, Origin=origin, **{"Access-Control-Request-Method": "POST",
