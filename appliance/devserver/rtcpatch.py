@@ -9,7 +9,10 @@ from typing import Any
 
 import aioice.ice
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
-from aiortc.rtp import RtpPacket, is_rtcp
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, is_rtcp, pack_remb_fci
+
+from appliance.devserver import simulcast
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,37 @@ async def _send_rtp(self: RTCDtlsTransport, data: bytes) -> None:
     await _original_send_rtp(self, data)
 
 
+async def _receive_rtp(self: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
+    picker = simulcast.pickers.get(self)
+    if picker is not None:
+        # One simulcast section carries a stream per layer; aiortc decodes one: the best. The
+        # others still count towards the bandwidth estimate, or the REMB we send would cover
+        # only the decoded layer and libwebrtc would switch the better ones off for good.
+        rid = packet.extensions.rtp_stream_id or packet.extensions.repaired_rtp_stream_id
+        if not picker.accept(packet.ssrc, rid):
+            await _estimate_only(self, packet, arrival_time_ms)
+            return
+    await _original_receive_rtp(self, packet, arrival_time_ms)
+
+
+async def _estimate_only(receiver: RTCRtpReceiver, packet: RtpPacket,
+                         arrival_time_ms: int) -> None:
+    # What aiortc's receiver does first with every packet (its private state, by design here).
+    estimator = getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator", None)
+    rtcp_ssrc = getattr(receiver, "_RTCRtpReceiver__rtcp_ssrc", None)
+    if estimator is None or packet.extensions.abs_send_time is None:
+        return
+    remb = estimator.add(abs_send_time=packet.extensions.abs_send_time,
+                         arrival_time_ms=arrival_time_ms,
+                         payload_size=len(packet.payload) + packet.padding_size,
+                         ssrc=packet.ssrc)
+    if rtcp_ssrc is not None and remb is not None:
+        await receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc,
+                                                 media_ssrc=0, fci=pack_remb_fci(*remb)))
+
+
 _original_route_rtp = RtpRouter.route_rtp
+_original_receive_rtp = RTCRtpReceiver._handle_rtp_packet
 _original_handle_rtp = RTCDtlsTransport._handle_rtp_data
 _original_handle_rtcp = RTCDtlsTransport._handle_rtcp_data
 _original_send_rtp = RTCDtlsTransport._send_rtp
@@ -78,8 +111,9 @@ def apply() -> None:
     RTCDtlsTransport._handle_rtp_data = _handle_rtp_data  # type: ignore[method-assign]
     RTCDtlsTransport._handle_rtcp_data = _handle_rtcp_data  # type: ignore[method-assign]
     RTCDtlsTransport._send_rtp = _send_rtp  # type: ignore[method-assign]
+    RTCRtpReceiver._handle_rtp_packet = _receive_rtp  # type: ignore[method-assign]
     _applied = True
-    log.debug("aiortc patched: loopback candidates, MID routing, black-hole hooks")
+    log.debug("aiortc patched: loopback candidates, MID routing, black-hole hooks, simulcast")
 
 
 def set_black_hole(transport: RTCDtlsTransport, drop: bool) -> None:
@@ -104,11 +138,12 @@ def copy_rid_extensions(offer_sdp: str, answer_sdp: str) -> str:
     """Copy the offer's RID header-extension lines into the matching answer sections.
 
     aiortc leaves them out; the SDK then fails to apply the answer to a simulcast video section.
-    Without a=simulcast in the answer libwebrtc sends one layer, which is all the double needs.
+    The answer then also accepts every offered simulcast layer (`simulcast.accept_in_answer`).
     """
     offer, answer = _sections(offer_sdp), _sections(answer_sdp)
     for index in range(1, min(len(offer), len(answer))):
         extra = [line for line in offer[index] if _EXTMAP_RID.match(line)]
         if extra and not any(_EXTMAP_RID.match(line) for line in answer[index]):
             answer[index].extend(extra)
-    return "\r\n".join(line for section in answer for line in section) + "\r\n"
+    text = "\r\n".join(line for section in answer for line in section) + "\r\n"
+    return simulcast.accept_in_answer(offer_sdp, text)
