@@ -28,10 +28,17 @@ leave records), `wait_for(predicate, timeout, what)`, `add_far_end()`, `remove_f
 (last second), `video.frames`, `video.width`/`height`, `video.stamped_frames`, `video.gaps`,
 `video.out_of_order`, `video.latency_ms` (median capture-to-decode of stamped frames).
 
-The frame stamp format lives in `appliance.devserver.stamp` (numpy only); synthetic media for
+LiveKit's server side: Twirp RoomService at `/twirp/livekit.RoomService/*` (roomservice.py;
+`srv.api_token(room=, room_create=, room_list=, room_admin=)` mints an API token), data packets
+and RPC between participants (data.py), webhooks to `webhook_urls=` (webhooks.py;
+`srv.hub.webhooks.deliveries`), connection quality graded every `quality_interval=` seconds
+(quality.py), CORS on /rtc/*validate and /twirp (http.py).
+
+The frame stamp format lives in `appliance.media.stamp` (numpy only); synthetic media for
 real SDK clients (tone, stamped pattern) in `appliance.devserver.sdkfeed`. Other constructor
 options: `rooms=` (serve only these), `v1_path=False` (an older server without /rtc/v1),
-`departure_timeout=`, `ping_interval=`, `ping_timeout=`, `control_port=`, `allow_remote=`.
+`departure_timeout=`, `ping_interval=`, `ping_timeout=`, `control_port=`, `allow_remote=`,
+`webhook_attempts=`.
 
 Media connects only inside a network namespace with a non-loopback interface
 (`scripts/netns-run`), because libwebrtc ignores loopback interfaces; the double offers only

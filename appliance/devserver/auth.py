@@ -34,6 +34,9 @@ class Grant:
     metadata: str
     can_publish: bool
     can_subscribe: bool
+    can_publish_data: bool = True
+    can_update_metadata: bool = False  # LiveKit's canUpdateOwnMetadata: off unless granted
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 def mint_token(
@@ -47,10 +50,12 @@ def mint_token(
     room_join: bool = True,
     can_publish: bool = True,
     can_subscribe: bool = True,
+    can_update_own_metadata: bool = False,
 ) -> str:
     """A signed JWT for `identity` in `room` (use ttl <= 0 to mint an already expired one)."""
     grants = api.VideoGrants(
-        room_join=room_join, room=room, can_publish=can_publish, can_subscribe=can_subscribe
+        room_join=room_join, room=room, can_publish=can_publish, can_subscribe=can_subscribe,
+        can_update_own_metadata=can_update_own_metadata,
     )
     token = api.AccessToken(api_key, api_secret).with_identity(identity).with_grants(grants)
     if name is not None:
@@ -106,4 +111,7 @@ def verify(token: str, api_key: str, api_secret: str) -> Grant:
         metadata=claims.metadata or "",
         can_publish=video.can_publish,
         can_subscribe=video.can_subscribe,
+        can_publish_data=video.can_publish_data,
+        can_update_metadata=bool(video.can_update_own_metadata),
+        attributes=tuple(sorted((claims.attributes or {}).items())),
     )

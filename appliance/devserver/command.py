@@ -47,6 +47,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="serve the control API on its own loopback port")
     parser.add_argument("--departure-timeout", type=float, default=20.0,
                         help="seconds a dropped session is kept for a resume (20)")
+    parser.add_argument("--webhook", action="append", default=[], metavar="URL",
+                        help="POST LiveKit webhooks (signed with the API key) here (repeatable)")
+    parser.add_argument("--quality-interval", type=float, default=5.0, metavar="SECONDS",
+                        help="how often connection quality is graded and sent (5)")
     parser.set_defaults(func=run_devserver)
 
 
@@ -75,7 +79,8 @@ async def _serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     server = DevServer(args.host, args.port, args.api_key, args.api_secret,
                        device_keys=dict(args.device_key), allow_remote=args.allow_remote,
-                       control_port=args.control_port, departure_timeout=args.departure_timeout)
+                       control_port=args.control_port, departure_timeout=args.departure_timeout,
+                       webhook_urls=args.webhook, quality_interval=args.quality_interval)
     async with server:
         _print_banner(server, args)
         await stop.wait()
@@ -99,6 +104,8 @@ def _print_banner(server: object, args: argparse.Namespace) -> None:
         f"'{args.api_key}', '<secret>').with_identity('kiosk').with_grants("
         "api.VideoGrants(room_join=True, room='lobby')).to_jwt())\"",
     ]
+    if server.webhook_urls:
+        lines.append(f"  webhooks: {', '.join(server.webhook_urls)}")
     if server.device_keys:
         body = '{"identity": "kiosk", "room": "lobby"}'
         lines.append(f"  device token: curl -H 'Authorization: Bearer <device key>' -d '{body}' "

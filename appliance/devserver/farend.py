@@ -8,7 +8,7 @@ from livekit.protocol import models
 
 from appliance.devserver.hub import Hub
 from appliance.devserver.media import Fanout, PatternTrack, ToneTrack
-from appliance.devserver.model import PublishedTrack, Room, new_sid
+from appliance.devserver.model import PublishedTrack, new_sid
 from appliance.devserver.participant import Participant
 from appliance.devserver.stats import TrackStats
 
@@ -41,14 +41,15 @@ class FarEnd:
         """Enter the room and start publishing (what `DevServer.add_far_end` calls)."""
         if self.participant is not None:
             return
-        room = self._hub.rooms.setdefault(self.room, Room(self.room))
+        room = self._hub.ensure_room(self.room)
         old = room.participants.get(self.identity)
         if old is not None:
             await self._hub.remove(old, models.DUPLICATE_IDENTITY)
         participant = Participant(self._hub, room, self.identity, self.identity, single_pc=False,
                                   can_subscribe=False)
         participant.far_end = True
-        room.participants[self.identity] = participant
+        participant.state = models.ParticipantInfo.ACTIVE
+        self._hub.add_participant(participant)
         self.participant = participant
         sources: list[tuple[str, ToneTrack | PatternTrack]] = [("audio", ToneTrack(self.tone_hz))]
         if self.video:
@@ -69,6 +70,8 @@ class FarEnd:
                                    stats=TrackStats(kind=kind))
             participant.tracks[sid] = track
         self._hub.record("join", participant)
+        self._hub.webhooks.emit("participant_joined", room=room.to_proto(),
+                                participant=participant.info())
         await self._hub.announce(participant)
         for (_, source), track in zip(sources, list(participant.tracks.values()), strict=True):
             # Generated media is not measured: the figures that matter are the kiosk's.

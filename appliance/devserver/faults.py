@@ -128,6 +128,8 @@ class Faults:
         self.refuse_resumes = False
         self.black_hole(False)
         self.thaw()
+        for participant in self._hub.all_participants():
+            participant.quality_forced = False
 
     # ----- one-shot actions ------------------------------------------------------------------
 
@@ -163,11 +165,14 @@ class Faults:
         """Tell everyone in the participant's room its quality is EXCELLENT/GOOD/POOR/LOST."""
         quality = Quality[quality.upper()] if isinstance(quality, str) else quality
         for participant in self._hub.select(identity):
+            # Forced until `clear()`: the periodic grading repeats it instead of measuring.
             participant.quality = quality.value
+            participant.quality_forced = True
+            participant.quality_score = score if score is not None else {
+                "EXCELLENT": 5.0, "GOOD": 3.5, "POOR": 2.0, "LOST": 0.0}[quality.name]
             info = rtc.ConnectionQualityInfo(
                 participant_sid=participant.sid, quality=quality.value,
-                score=score if score is not None else {"EXCELLENT": 5.0, "GOOD": 3.5,
-                                                      "POOR": 2.0, "LOST": 0.0}[quality.name])
+                score=participant.quality_score)
             update = rtc.SignalResponse(connection_quality=rtc.ConnectionQualityUpdate(
                 updates=[info]))
             for member in participant.room.participants.values():

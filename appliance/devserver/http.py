@@ -22,6 +22,44 @@ LOOPBACK = ("127.0.0.1", "::1")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+CORS_PATHS = ("/rtc/", "/twirp/")  # what a browser calls; never the control API
+_CORS_METHODS = ("GET", "POST", "HEAD")
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CORS as LiveKit answers it: any origin, any requested header, preflights cached a day.
+
+    /rtc/validate answers `*` (LiveKit's auth middleware sets it); the rest echo the Origin.
+    Without it a browser refused with 401 reports "Failed to fetch" instead of the reason.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None or not request.path.startswith(CORS_PATHS):
+        return await handler(request)
+    wanted = request.headers.get("Access-Control-Request-Method", "").upper()
+    if request.method == "OPTIONS" and wanted:
+        headers = {"Vary": "Origin, Access-Control-Request-Method, "
+                           "Access-Control-Request-Headers"}
+        if wanted in _CORS_METHODS:
+            headers.update({"Access-Control-Allow-Origin": origin,
+                            "Access-Control-Allow-Methods": wanted,
+                            "Access-Control-Max-Age": "86400"})
+            asked = request.headers.get("Access-Control-Request-Headers")
+            if asked:
+                headers["Access-Control-Allow-Headers"] = asked
+        return web.Response(status=204, headers=headers)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    allow = "*" if request.path.rstrip("/").endswith("/validate") else origin
+    response.headers["Access-Control-Allow-Origin"] = allow
+    response.headers["Vary"] = "Origin"
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
 def _fail(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message)
 

@@ -20,6 +20,7 @@ from appliance.devserver import auth
 from appliance.devserver.faults import Faults
 from appliance.devserver.model import PublishedTrack, Room, server_info
 from appliance.devserver.participant import Participant
+from appliance.devserver.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,7 +74,8 @@ class Hub:
 
     def __init__(self, api_key: str, api_secret: str, *, departure_timeout: float,
                  ping_interval: int, ping_timeout: int,
-                 allowed_rooms: frozenset[str] | None = None) -> None:
+                 allowed_rooms: frozenset[str] | None = None,
+                 webhooks: Webhooks | None = None) -> None:
         self.api_key, self.api_secret = api_key, api_secret
         self.allowed_rooms = allowed_rooms  # None: any room a valid token names
         self.departure_timeout = departure_timeout
@@ -81,6 +83,8 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         self.events: list[ServerEvent] = []
         self.faults = Faults(self)
+        self.webhooks = webhooks if webhooks is not None else Webhooks((), api_key, api_secret)
+        self.webhooks.on_change = self.notify
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -151,15 +155,18 @@ class Hub:
 
     async def _join(self, ws: web.WebSocketResponse, grant: auth.Grant,
                     req: ConnectRequest) -> Participant:
-        room = self.rooms.setdefault(grant.room, Room(grant.room))
+        room = self.ensure_room(grant.room)
         old = room.participants.get(grant.identity)
         if old is not None:
             await old.send(rtc.SignalResponse(leave=rtc.LeaveRequest(
                 action=rtc.LeaveRequest.DISCONNECT, reason=models.DUPLICATE_IDENTITY)))
             await self.remove(old, models.DUPLICATE_IDENTITY)
         participant = Participant(self, room, grant.identity, grant.name, single_pc=req.single_pc,
-                                  can_publish=grant.can_publish, can_subscribe=grant.can_subscribe)
-        room.participants[grant.identity] = participant
+                                  can_publish=grant.can_publish, can_subscribe=grant.can_subscribe,
+                                  can_publish_data=grant.can_publish_data,
+                                  can_update_metadata=grant.can_update_metadata,
+                                  metadata=grant.metadata, attributes=dict(grant.attributes))
+        self.add_participant(participant)
         participant.attach(ws)
         join = rtc.JoinResponse(
             room=room.to_proto(),
@@ -177,6 +184,8 @@ class Hub:
         )
         await participant.send(rtc.SignalResponse(join=join))
         self.record("join", participant)
+        self.webhooks.emit("participant_joined", room=room.to_proto(),
+                           participant=participant.info())
         await self.announce(participant)
         ready = [t for p in room.others(participant) for t in p.tracks.values() if t.ready]
         for track in ready:
@@ -213,6 +222,83 @@ class Hub:
         self.record("resume", participant)
         return participant
 
+    # ----- rooms -----------------------------------------------------------------------------
+
+    def ensure_room(self, name: str, *, empty_timeout: int | None = None,
+                    max_participants: int = 0, metadata: str = "") -> Room:
+        """The room called `name`, created (room_started) if it does not exist."""
+        room = self.rooms.get(name)
+        if room is not None:
+            return room
+        room = Room(name, metadata=metadata, max_participants=max_participants,
+                    departure_timeout=max(1, round(self.departure_timeout)))
+        if empty_timeout:
+            room.empty_timeout = empty_timeout
+        self.rooms[name] = room
+        self._close_later(room, room.empty_timeout)
+        log.info("room %s started", name)
+        self.webhooks.emit("room_started", room=room.to_proto())
+        self.notify()
+        return room
+
+    def add_participant(self, participant: Participant) -> None:
+        room = participant.room
+        room.participants[participant.identity] = participant
+        if room.closing is not None:
+            room.closing.cancel()
+            room.closing = None
+
+    def _close_later(self, room: Room, seconds: float) -> None:
+        if room.closing is not None:
+            room.closing.cancel()
+
+        def close() -> None:
+            room.closing = None
+            if self.rooms.get(room.name) is room and not room.participants:
+                self.spawn(self.close_room(room), f"close-{room.name}")
+
+        room.closing = asyncio.get_running_loop().call_later(seconds, close)
+
+    async def close_room(self, room: Room,
+                         reason: models.DisconnectReason = models.UNKNOWN_REASON) -> None:
+        """End a room: everyone in it is told to leave with `reason` (room_finished)."""
+        if self.rooms.get(room.name) is not room:
+            return
+        for participant in list(room.participants.values()):
+            await participant.send(rtc.SignalResponse(leave=rtc.LeaveRequest(
+                action=rtc.LeaveRequest.DISCONNECT, reason=reason)))
+            await self.remove(participant, reason)
+        if room.closing is not None:
+            room.closing.cancel()
+            room.closing = None
+        del self.rooms[room.name]
+        log.info("room %s finished", room.name)
+        self.webhooks.emit("room_finished", room=room.to_proto())
+        self.notify()
+
+    async def update_participant(self, participant: Participant, *, name: str | None = None,
+                                 metadata: str | None = None,
+                                 attributes: dict[str, str] | None = None,
+                                 permission: models.ParticipantPermission | None = None) -> None:
+        """Change what a participant shows and tell everyone, the participant too."""
+        if name is not None:
+            participant.name = name
+        if metadata is not None:
+            participant.metadata = metadata
+        for key, value in (attributes or {}).items():
+            # As LiveKit: an empty value deletes the attribute.
+            if value:
+                participant.attributes[key] = value
+            else:
+                participant.attributes.pop(key, None)
+        if permission is not None:
+            participant.permission.CopyFrom(permission)
+        participant.touch()
+        update = rtc.SignalResponse(update=rtc.ParticipantUpdate(participants=[participant.info()]))
+        for member in participant.room.participants.values():
+            await member.send(update)
+        self.notify()
+
     # ----- room-wide effects -----------------------------------------------------------------
 
     async def announce(self, participant: Participant) -> None:
@@ -224,6 +310,9 @@ class Hub:
 
     async def track_ready(self, track: PublishedTrack) -> None:
         """Media of a published track is available: forward it to everyone else."""
+        room = track.owner.room
+        self.webhooks.emit("track_published", room=room.to_proto(),
+                           participant=track.owner.info(), track=track.info)
         for other in track.owner.room.others(track.owner):
             await other.forward(track)
         self.notify()
@@ -245,6 +334,19 @@ class Hub:
             await other.send(update)
         await participant.close()
         self.record("leave", participant)
+        room_info = room.to_proto()
+        for track in participant.tracks.values():
+            if track.ready:
+                self.webhooks.emit("track_unpublished", room=room_info, participant=info,
+                                   track=track.info)
+        # Joined but never connected media: LiveKit reports the connection as aborted.
+        aborted = (reason in (models.SIGNAL_CLOSE, models.JOIN_FAILURE)
+                   and not participant.was_active
+                   and not participant.far_end)
+        self.webhooks.emit("participant_connection_aborted" if aborted else "participant_left",
+                           room=room_info, participant=info)
+        if not room.participants and self.rooms.get(room.name) is room:
+            self._close_later(room, room.departure_timeout)
 
     def depart_later(self, participant: Participant) -> None:
         """Departure timeout ran out without a resume: the participant has left."""
@@ -254,6 +356,8 @@ class Hub:
         """Drop all state abruptly (sockets closed without leave), as a server restart would."""
         rooms, self.rooms = self.rooms, {}
         for room in rooms.values():
+            if room.closing is not None:
+                room.closing.cancel()
             for participant in list(room.participants.values()):
                 await participant.close()
         log.info("fault: forgot %d room(s)", len(rooms))
@@ -261,6 +365,7 @@ class Hub:
 
     async def aclose(self) -> None:
         await self.forget()
+        await self.webhooks.aclose()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -15,8 +15,8 @@ import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
-from appliance.devserver.stamp import stamp
 from appliance.devserver.stats import TrackStats
+from appliance.media.stamp import stamp
 
 log = logging.getLogger(__name__)
 

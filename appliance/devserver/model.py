@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from livekit.protocol import models, rtc
 
@@ -46,6 +47,7 @@ class PublishedTrack:
     stats: TrackStats
     fanout: Fanout | None = None
     mid: str | None = None
+    receiver: Any = None  # aiortc's RTCRtpReceiver of a client's track (its loss and jitter)
 
     @property
     def muted(self) -> bool:
@@ -65,13 +67,20 @@ class Room:
     sid: str = field(default_factory=lambda: new_sid("RM_"))
     created_at: float = field(default_factory=time.time)
     participants: dict[str, Participant] = field(default_factory=dict)  # by identity
+    metadata: str = ""
+    empty_timeout: int = 300  # s: a room nobody joined closes after this (LiveKit's default)
+    departure_timeout: int = 20  # s: a room closes this long after its last participant left
+    max_participants: int = 0  # 0: no limit
+    closing: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     def to_proto(self) -> models.Room:
         return models.Room(
             sid=self.sid,
             name=self.name,
-            empty_timeout=300,
-            departure_timeout=20,
+            metadata=self.metadata,
+            empty_timeout=self.empty_timeout,
+            departure_timeout=self.departure_timeout,
+            max_participants=self.max_participants,
             creation_time=int(self.created_at),
             creation_time_ms=int(self.created_at * 1000),
             num_participants=len(self.participants),

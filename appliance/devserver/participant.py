@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -15,8 +14,10 @@ from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from livekit.protocol import models, rtc
 
 from appliance.devserver import peer, rtcpatch
+from appliance.devserver.data import DataChannels
 from appliance.devserver.media import Fanout, ForwardTrack
 from appliance.devserver.model import PublishedTrack, Room, new_sid, track_info_from_request
+from appliance.devserver.outbox import Outbox
 from appliance.devserver.stats import TrackStats
 
 if TYPE_CHECKING:
@@ -48,15 +49,20 @@ class Participant:
     """A participant: identity, tracks, peer connections and (while connected) its socket."""
 
     def __init__(self, hub: Hub, room: Room, identity: str, name: str, *, single_pc: bool,
-                 can_publish: bool = True, can_subscribe: bool = True) -> None:
+                 can_publish: bool = True, can_subscribe: bool = True,
+                 can_publish_data: bool = True, can_update_metadata: bool = False,
+                 metadata: str = "", attributes: dict[str, str] | None = None) -> None:
         self.hub = hub
         self.room = room
         self.identity = identity
         self.name = name
+        self.metadata = metadata
+        self.attributes: dict[str, str] = dict(attributes or {})
         self.sid = new_sid("PA_")
         self.single_pc = single_pc
-        self.can_publish = can_publish
-        self.can_subscribe = can_subscribe
+        self.permission = models.ParticipantPermission(
+            can_subscribe=can_subscribe, can_publish=can_publish,
+            can_publish_data=can_publish_data, can_update_metadata=can_update_metadata)
         self.joined_at = time.time()
         self.version = 1
         self.state = models.ParticipantInfo.JOINED
@@ -69,6 +75,7 @@ class Participant:
         self.incoming_mids: dict[str, str] = {}  # publisher mid -> our track sid
         self.dead_mids: set[str] = set()
         self.quality = models.ConnectionQuality.EXCELLENT
+        self.quality_score = 5.0
         self.resumes = 0
         self._sub_offer_id = 0
         self._sub_negotiating = False
@@ -76,9 +83,20 @@ class Participant:
         self._pending_trickles: dict[int, list[str]] = {rtc.PUBLISHER: [], rtc.SUBSCRIBER: []}
         self._departure: asyncio.TimerHandle | None = None
         self._closed = False
-        self._outbox: asyncio.Queue[bytes] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._outbox = Outbox(identity, lambda: hub.faults.wait_unfrozen(identity))
         self.far_end = False  # a built-in far end (no socket, generated media)
+        self.data = DataChannels(self)
+        self.refused_updates = 0  # UpdateParticipantMetadata refused for want of the grant
+        self.was_active = False  # a peer connection reached "connected" at least once
+        self.quality_forced = False  # a fault set `quality`: the periodic grading leaves it
+
+    @property
+    def can_publish(self) -> bool:
+        return self.permission.can_publish
+
+    @property
+    def can_subscribe(self) -> bool:
+        return self.permission.can_subscribe
 
     @property
     def connected(self) -> bool:
@@ -99,10 +117,9 @@ class Participant:
             joined_at_ms=int(self.joined_at * 1000),
             version=self.version,
             is_publisher=bool(self.tracks),
-            permission=models.ParticipantPermission(
-                can_subscribe=self.can_subscribe, can_publish=self.can_publish,
-                can_publish_data=True,
-            ),
+            permission=self.permission,
+            metadata=self.metadata,
+            attributes=self.attributes,
         )
 
     def touch(self) -> None:
@@ -110,40 +127,10 @@ class Participant:
         self.version += 1
 
     async def send(self, message: rtc.SignalResponse) -> bool:
-        """Queue a signal message for this participant's socket; False when there is none.
-
-        A writer task per socket sends the queue in order, so a frozen or slow participant
-        never stalls the handlers of the others that broadcast to it.
-        """
-        if self.ws is None or self.ws.closed or self._outbox is None:
+        """Queue a signal message for this participant's socket; False when there is none."""
+        if self.ws is None or self.ws.closed:
             return False
-        self._outbox.put_nowait(message.SerializeToString())
-        return True
-
-    async def _write(self, ws: web.WebSocketResponse, outbox: asyncio.Queue[bytes]) -> None:
-        while True:
-            data = await outbox.get()
-            try:
-                await self.hub.faults.wait_unfrozen(self.identity)
-                await ws.send_bytes(data)
-            except (ConnectionError, RuntimeError) as exc:
-                log.info("%s: send failed: %s", self.identity, exc)
-            finally:
-                outbox.task_done()
-
-    def _start_writer(self, ws: web.WebSocketResponse | None) -> None:
-        if self._writer is not None:
-            self._writer.cancel()  # what was queued for a dead socket is dropped with it
-        self._writer = self._outbox = None
-        if ws is not None:
-            self._outbox = asyncio.Queue()
-            self._writer = asyncio.create_task(self._write(ws, self._outbox),
-                                               name=f"devserver-send-{self.identity}")
-
-    async def _flush(self, within: float) -> None:
-        if self._outbox is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox.join(), within)
+        return self._outbox.put(message.SerializeToString())
 
     # ----- the socket loop -------------------------------------------------------------------
 
@@ -182,10 +169,29 @@ class Participant:
         elif kind == "leave":
             log.info("%s left (client request)", self.identity)
             await self.hub.remove(self, models.CLIENT_INITIATED)
+        elif kind == "update_metadata":
+            await self._on_update_metadata(req.update_metadata)
         elif kind == "sync_state":
             log.debug("%s: sync state after resume", self.identity)
         else:
             log.debug("%s: ignoring %s", self.identity, kind)
+
+    async def _on_update_metadata(self, req: rtc.UpdateParticipantMetadata) -> None:
+        # LiveKit refuses without canUpdateOwnMetadata; with a request id it says so.
+        if not self.permission.can_update_metadata:
+            log.info("%s: refused metadata update (no canUpdateOwnMetadata)", self.identity)
+            self.refused_updates += 1
+            reason = rtc.RequestResponse.NOT_ALLOWED
+        else:
+            reason = rtc.RequestResponse.OK
+            await self.hub.update_participant(self, name=req.name or None,
+                                              metadata=req.metadata or None,
+                                              attributes=dict(req.attributes))
+        if req.request_id:
+            await self.send(rtc.SignalResponse(request_response=rtc.RequestResponse(
+                request_id=req.request_id, reason=reason,
+                message="" if reason == rtc.RequestResponse.OK
+                else "does not have permission to update own metadata")))
 
     # ----- publishing ------------------------------------------------------------------------
 
@@ -209,6 +215,7 @@ class Participant:
     async def _on_offer(self, offer: rtc.SessionDescription) -> None:
         if self.publisher is None:
             self.publisher = peer.new_peer_connection()
+            self._watch(self.publisher)
         pc = self.publisher
         await peer.apply_offer(pc, offer.sdp)
         await self._flush_trickles(rtc.PUBLISHER)
@@ -243,6 +250,7 @@ class Participant:
                 codecs = getattr(transceiver, "_codecs", None)  # what was really negotiated
                 if codecs:
                     track.info.mime_type = codecs[0].mimeType
+                track.receiver = transceiver.receiver
                 track.stats.packets_fn = _packet_counter(transceiver.receiver)
                 track.stats.bytes_fn = _byte_counter(transceiver.receiver)
                 track.fanout = Fanout(remote, track.stats, measure=True,
@@ -309,13 +317,16 @@ class Participant:
         first = self.subscriber is None
         if self.subscriber is None:
             self.subscriber = peer.new_peer_connection()
+            self._watch(self.subscriber)
         out.transceiver = self.subscriber.addTransceiver(out.forward, direction="sendonly")
         if first:
             # The SDK expects the subscriber's data channels in the first offer. They come after
             # the first media section on purpose: aiortc, with MAX_BUNDLE, otherwise stops the
             # shared transport when the answer bundles onto a data section created first.
-            self.subscriber.createDataChannel("_reliable", ordered=True)
-            self.subscriber.createDataChannel("_lossy", ordered=False, maxRetransmits=0)
+            self.data.add(self.subscriber.createDataChannel("_reliable", ordered=True),
+                          downstream=True)
+            self.data.add(self.subscriber.createDataChannel("_lossy", ordered=False,
+                                                            maxRetransmits=0), downstream=True)
         out.transceiver.sender._stream_id = f"{track.owner.sid}|{track.sid}"
         await self.negotiate_subscriber()
         self.hub.faults.apply_black_hole(self)
@@ -418,10 +429,22 @@ class Participant:
 
     # ----- lifetime --------------------------------------------------------------------------
 
+    def _watch(self, pc: RTCPeerConnection) -> None:
+        """Follow a peer connection: the client's data channels, and ACTIVE once media connects."""
+        pc.on("datachannel", self.data.add)
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            if pc.connectionState == "connected" and self.state == models.ParticipantInfo.JOINED:
+                self.state = models.ParticipantInfo.ACTIVE
+                self.was_active = True
+                self.touch()
+                self.hub.notify()
+
     def attach(self, ws: web.WebSocketResponse) -> web.WebSocketResponse | None:
         """Make `ws` this participant's socket; returns the one it replaces."""
         old, self.ws = self.ws, ws
-        self._start_writer(ws)
+        self._outbox.start(ws)
         if self._departure is not None:
             self._departure.cancel()
             self._departure = None
@@ -432,7 +455,7 @@ class Participant:
         if self.ws is not ws:
             return
         self.ws = None
-        self._start_writer(None)
+        self._outbox.start(None)
         loop = asyncio.get_running_loop()
         self._departure = loop.call_later(departure_timeout, self.hub.depart_later, self)
 
@@ -445,8 +468,8 @@ class Participant:
         if self._departure is not None:
             self._departure.cancel()
             self._departure = None
-        await self._flush(within=2.0)  # a leave queued just before must still go out
-        self._start_writer(None)
+        await self._outbox.flush(within=2.0)  # a leave queued just before must still go out
+        self._outbox.start(None)
         ws, self.ws = self.ws, None
         if ws is not None and not ws.closed:
             await ws.close()

@@ -8,7 +8,7 @@ import time
 import numpy as np
 from livekit import rtc
 
-from appliance.devserver.stamp import stamp_i420
+from appliance.media.stamp import stamp_i420
 
 SAMPLE_RATE = 48000
 _CHUNK = 480  # 10 ms, what the SDK's audio source consumes per capture

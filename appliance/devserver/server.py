@@ -10,16 +10,25 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import web
+from livekit import api
 from livekit.protocol import models
 
 from appliance.devserver import auth, rtcpatch
 from appliance.devserver.farend import FarEnd
 from appliance.devserver.faults import Faults
-from appliance.devserver.http import control_routes, signalling_routes, token_routes
+from appliance.devserver.http import (
+    control_routes,
+    cors_middleware,
+    signalling_routes,
+    token_routes,
+)
 from appliance.devserver.hub import Hub, ServerEvent, find_track
 from appliance.devserver.model import Room
 from appliance.devserver.participant import Participant
+from appliance.devserver.quality import grade_forever
+from appliance.devserver.roomservice import RoomService
 from appliance.devserver.stats import TrackStats
+from appliance.devserver.webhooks import Webhooks
 from appliance.errors import DevServerError
 
 log = logging.getLogger(__name__)
@@ -43,7 +52,9 @@ class DevServer:
     may name (others are refused with 403, like a server whose room does not exist);
     `v1_path=False` answers /rtc/v1 with 404, like an older server, so the SDK falls back to
     /rtc. `departure_timeout`, `ping_interval` and `ping_timeout` are the server's timings
-    (LiveKit's defaults: 20 s, 5 s, 15 s); tests shorten them.
+    (LiveKit's defaults: 20 s, 5 s, 15 s); tests shorten them. `webhook_urls` receive LiveKit's
+    signed webhooks (`webhook_attempts` tries each); connection quality is graded and sent to
+    every participant every `quality_interval` seconds.
     """
 
     def __init__(
@@ -61,6 +72,9 @@ class DevServer:
         ping_timeout: int = 15,
         v1_path: bool = True,
         rooms: Iterable[str] | None = None,
+        webhook_urls: Iterable[str] = (),
+        webhook_attempts: int = 3,
+        quality_interval: float = 5.0,
     ) -> None:
         if not is_loopback(host) and not allow_remote:
             raise DevServerError(f"refusing to bind {host}: not loopback (pass allow_remote)")
@@ -74,6 +88,9 @@ class DevServer:
                                               ping_timeout=ping_timeout,
                                               allowed_rooms=None if rooms is None
                                               else frozenset(rooms))
+        self.webhook_urls = list(webhook_urls)
+        self._webhook_attempts = webhook_attempts
+        self._quality_interval = quality_interval
         self._hub: Hub | None = None
         self._runners: list[web.AppRunner] = []
         self.control_url = ""
@@ -83,9 +100,14 @@ class DevServer:
     async def start(self) -> None:
         """Bind and serve (the control API on loopback only)."""
         rtcpatch.apply()
-        self._hub = Hub(self.api_key, self.api_secret, **self._hub_args)
-        app = web.Application()
-        app.add_routes(signalling_routes(self._hub, v1=self._v1_path) + token_routes(self))
+        webhooks = Webhooks(self.webhook_urls, self.api_key, self.api_secret,
+                            attempts=self._webhook_attempts)
+        self._hub = Hub(self.api_key, self.api_secret, webhooks=webhooks, **self._hub_args)
+        webhooks.start()
+        self._hub.spawn(grade_forever(self._hub, self._quality_interval), "devserver-quality")
+        app = web.Application(middlewares=[cors_middleware])
+        app.add_routes(signalling_routes(self._hub, v1=self._v1_path) + token_routes(self)
+                       + RoomService(self._hub).routes())
         separate_control = self._control_port is not None or not is_loopback(self.host)
         if not separate_control:
             app.add_routes(control_routes(self))
@@ -149,11 +171,19 @@ class DevServer:
     def mint_token(self, identity: str, room: str, *,
                    ttl: datetime.timedelta = datetime.timedelta(hours=1), name: str | None = None,
                    room_join: bool = True, can_publish: bool = True,
-                   can_subscribe: bool = True) -> str:
+                   can_subscribe: bool = True, can_update_own_metadata: bool = False) -> str:
         """A token this server accepts (ttl <= 0 gives an expired one, for tests)."""
         return auth.mint_token(self.api_key, self.api_secret, identity, room, ttl=ttl,
                                name=name, room_join=room_join, can_publish=can_publish,
-                               can_subscribe=can_subscribe)
+                               can_subscribe=can_subscribe,
+                               can_update_own_metadata=can_update_own_metadata)
+
+    def api_token(self, *, room: str = "", room_create: bool = False, room_list: bool = False,
+                  room_admin: bool = False) -> str:
+        """A server-API token (for RoomService) with the given grants."""
+        grants = api.VideoGrants(room=room, room_create=room_create, room_list=room_list,
+                                 room_admin=room_admin)
+        return api.AccessToken(self.api_key, self.api_secret).with_grants(grants).to_jwt()
 
     # ----- state for tests -------------------------------------------------------------------
 

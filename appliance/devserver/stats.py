@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from appliance.devserver.stamp import read_stamp
+from appliance.media.stamp import read_stamp
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from appliance.devserver.stamp import band_height, stamp
 from appliance.errors import DeviceError
+from appliance.media.stamp import band_height, stamp
 from appliance.media.video import RawConsumer, RawFrame, U8Array, VideoMode, i420_size
 
 _RING = 3  # frames in flight: the one being captured never aliases the one being converted

@@ -48,3 +48,11 @@ def test_prints_url_and_stops_cleanly_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_webhook_and_quality_options() -> None:
+    args = build_parser().parse_args(["devserver", "--webhook", "http://127.0.0.1:9000/a",
+                                      "--webhook", "http://127.0.0.1:9000/b",
+                                      "--quality-interval", "2"])
+    assert args.webhook == ["http://127.0.0.1:9000/a", "http://127.0.0.1:9000/b"]
+    assert args.quality_interval == 2.0

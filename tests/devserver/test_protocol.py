@@ -2,57 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import gzip
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
 import aiohttp
 import pytest
 from livekit.protocol import models, rtc
+from signal_client import raw, v1_query
 
 from appliance.devserver.server import DevServer
-
-
-class RawClient:
-    """A bare signalling client: send SignalRequests, read SignalResponses by kind."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-
-    async def send(self, **fields: Any) -> None:
-        await self.ws.send_bytes(rtc.SignalRequest(**fields).SerializeToString())
-
-    async def next(self, kind: str, timeout: float = 5.0) -> Any:  # noqa: ASYNC109
-        """The next response of `kind`, skipping others."""
-        async with asyncio.timeout(timeout):
-            while True:
-                msg = await self.ws.receive()
-                if msg.type != aiohttp.WSMsgType.BINARY:
-                    raise ConnectionError(f"socket ended: {msg.type}")
-                response = rtc.SignalResponse.FromString(msg.data)
-                if response.WhichOneof("message") == kind:
-                    return getattr(response, kind)
-
-
-@asynccontextmanager
-async def raw(srv: DevServer, identity: str, query: str = "", *, header: bool = True,
-              path: str = "/rtc") -> AsyncIterator[RawClient]:
-    token = srv.mint_token(identity, "lobby")
-    headers = {"Authorization": f"Bearer {token}"} if header else {}
-    if not header:
-        query = f"{query}&access_token={token}" if query else f"access_token={token}"
-    url = f"{srv.url}{path}" + (f"?{query}" if query else "")
-    async with aiohttp.ClientSession() as session, session.ws_connect(url, headers=headers) as ws:
-        yield RawClient(ws)
-
-
-def v1_query(**join: Any) -> str:
-    data = gzip.compress(rtc.JoinRequest(**join).SerializeToString())
-    wrapped = rtc.WrappedJoinRequest(compression=rtc.WrappedJoinRequest.GZIP, join_request=data)
-    return "join_request=" + base64.urlsafe_b64encode(wrapped.SerializeToString()).decode()
 
 
 async def test_join_response_and_ping(devserver: DevServer) -> None:

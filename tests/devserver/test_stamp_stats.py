@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.devserver.stamp import Stamp, band_height, read_stamp, stamp, stamp_i420
 from appliance.devserver.stats import AudioStats, VideoStats, dominant_frequency
+from appliance.media.stamp import Stamp, band_height, read_stamp, stamp, stamp_i420
 
 
 @given(counter=st.integers(0, 2**32 - 1), when=st.integers(0, 2**64 - 1))

@@ -10,13 +10,13 @@ import pytest
 from fake_picamera2 import H264Encoder, Picamera2, install, uninstall
 
 from appliance.config import CameraConfig, Config
-from appliance.devserver.stamp import read_stamp
 from appliance.errors import DeviceError
 from appliance.media import picam
 from appliance.media.backends import resolve_camera
 from appliance.media.encoded import SoftwareH264Camera
 from appliance.media.pattern import TestPatternCamera
 from appliance.media.picam import Picamera2H264, Picamera2Raw
+from appliance.media.stamp import read_stamp
 from appliance.media.v4l2 import V4l2Camera
 from appliance.media.video import RawFrame, VideoMode
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from media_helpers import AlsaFiles
 
-from appliance.devserver.stamp import read_stamp
 from appliance.devserver.stats import dominant_frequency
 from appliance.errors import DeviceError
 from appliance.media.audio import FRAME_BYTES, AlsaCapture, AlsaPlayback, ToneCapture
 from appliance.media.pattern import CameraFaults, TestPatternCamera
+from appliance.media.stamp import read_stamp
 from appliance.media.video import RawFrame, VideoMode, i420_size, pack_i420
 
 

@@ -15,13 +15,13 @@ from media_helpers import (
     luma,
 )
 
-from appliance.devserver.stamp import read_stamp
 from appliance.devserver.stats import dominant_frequency
 from appliance.media.audio import AlsaCapture, AlsaPlayback, MicrophoneFaults, ToneCapture
 from appliance.media.camera import CameraPipeline
 from appliance.media.microphone import MicrophonePipeline
 from appliance.media.pattern import CameraFaults, TestPatternCamera
 from appliance.media.speaker import Speaker
+from appliance.media.stamp import read_stamp
 from appliance.media.video import VideoMode
 
 
