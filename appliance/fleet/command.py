@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, default=7890)
     serve.add_argument("--public-url", default="", help="LiveKit URL handed to kiosks "
                                                         "(default: LIVEKIT_URL)")
-    serve.add_argument("--token-ttl", type=float, default=600.0)
+    serve.add_argument("--token-ttl", type=float, default=300.0,
+                       help="token lifetime (default 300 s: every join fetches a fresh one)")
     serve.add_argument("--device-limit", type=int, default=10,
                        help="token issues per device per --device-window (default 10)")
     serve.add_argument("--device-window", type=float, default=60.0)

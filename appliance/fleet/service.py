@@ -38,7 +38,10 @@ class FleetSettings:
     api_key: str
     api_secret: str
     public_url: str = ""  # the URL handed to kiosks with their token (default: livekit_url)
-    token_ttl: float = 600.0
+    # At most the kiosk's refresh margin (300 s): every (re)join then fetches a fresh token, so
+    # a revoked device is refused at its next join. A connected kiosk is not affected (the
+    # server refreshes the tokens of connected participants).
+    token_ttl: float = 300.0
     device_limit: int = 10  # token issues per device per window
     device_window: float = 60.0
     global_rate: float = 200.0  # token issues per second, per instance (token bucket)
@@ -198,6 +201,10 @@ class FleetService:
 
     async def _on_participant(self, device: Device, kind: str, p: Any) -> None:
         now = time.time()
+        if kind == "participant_joined" and device.revoked:
+            log.warning("revoked %s joined %s: removing it", device.identity, device.room)
+            await self._remove_revoked(device)
+            return
         if kind == "participant_joined":
             fields: dict[str, Any] = {"presence": "in-room", "participant_sid": p.sid,
                                       "last_seen_at": now}
@@ -212,7 +219,7 @@ class FleetService:
     async def poll_once(self) -> None:
         """One RoomService round: every room that has enrolled kiosks."""
         devices = await self.store.devices()
-        rooms = sorted({d.room for d in devices if not d.revoked})
+        rooms = sorted({d.room for d in devices})
         now = time.time()
         for room in rooms:
             try:
@@ -232,7 +239,9 @@ class FleetService:
                 if d.room != room:
                     continue
                 p = present.get(d.identity)
-                if p is not None:
+                if p is not None and d.revoked:
+                    await self._remove_revoked(d)
+                elif p is not None:
                     fields: dict[str, Any] = {"presence": "in-room",
                                               "participant_sid": p.sid, "last_seen_at": now}
                     fields.update(health_from_attributes(dict(p.attributes)))
@@ -240,6 +249,17 @@ class FleetService:
                 elif d.presence != "out":
                     await self.store.set_health(d.identity, presence="out")
         self.polls += 1
+
+    async def _remove_revoked(self, device: Device) -> None:
+        """A revoked kiosk in its room (a token issued before the revocation): send it away."""
+        try:
+            removed = await self.lk.remove(device.room, device.identity)
+        except Exception as exc:
+            log.warning("could not remove revoked %s: %r", device.identity, exc)
+            return
+        if removed:
+            await self.store.audit("remove", identity=device.identity, actor="fleet",
+                                   detail="revoked device found in its room")
 
     async def _poll_forever(self) -> None:
         while True:
