@@ -125,6 +125,9 @@ def async_url(url: str) -> str:
 
 
 def _upgrade(conn: Connection) -> None:
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
