@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "appliance.devserver.command",
     "appliance.demo.command",
     "appliance.remote.ops",
+    "appliance.fleet.command",
 )
 
 EX_OK = 0
