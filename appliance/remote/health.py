@@ -148,7 +148,8 @@ class HealthPublisher:
         changed = {k: v for k, v in wanted.items() if self._published.get(k) != v}
         self._last_send = self._clock()
         try:
-            await asyncio.wait_for(sink.set_attributes(changed), SEND_TIMEOUT)
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await sink.set_attributes(changed)
         except (TimeoutError, RuntimeError, OSError) as exc:
             log.warning("publishing health attributes failed: %s", exc)
         else:

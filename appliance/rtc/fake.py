@@ -66,7 +66,8 @@ class FakeLink:
         self.in_flight = 0
         self.max_in_flight = 0
         self.published: dict[TrackKind, Any] = {}
-        self.counters: dict[TrackKind, Progress] = {}
+        self.stuck: set[TrackKind] = set()  # counters that stop growing (a black hole)
+        self._flowing: dict[TrackKind, Progress] = {}
         self.probe_verdict: ProbeVerdict | None = None  # None: follow the queued outcomes
         self.attributes: dict[str, str] = {}
         self.attribute_updates = 0
@@ -161,7 +162,12 @@ class FakeLink:
             self.post(TrackStateChanged(self.clock(), kind, TrackState.ACQUIRED, "unpublished"))
 
     async def progress(self) -> Mapping[TrackKind, Progress]:
-        return dict(self.counters)
+        """Media flows for every track on air, except the kinds a test made `stuck`."""
+        for kind in self.published:
+            if self.on_air(kind) and kind not in self.stuck:
+                before = self._flowing.get(kind, Progress())
+                self._flowing[kind] = Progress(before.sent + 1000, before.acked + 10)
+        return {k: v for k, v in self._flowing.items() if k in self.published}
 
     async def set_attributes(self, attributes: Mapping[str, str]) -> None:
         if not self.connected:

@@ -83,6 +83,18 @@ def _rpc_adapter(handler: RpcHandler) -> Callable[[rtc.RpcInvocationData], Await
     return invoke
 
 
+def _feedback_packets(items: Any) -> int:
+    """Packets a connection received that are not remote media: RTCP feedback, data."""
+    received = media = 0
+    for item in items:
+        which = item.WhichOneof("stats")
+        if which == "transport":
+            received += item.transport.transport.packets_received
+        elif which == "inbound_rtp":
+            media += item.inbound_rtp.received.packets_received
+    return max(0, received - media)
+
+
 def _track(kind: TrackKind, state: TrackState, reason: str = "",
            muted: bool = False) -> Callable[[float], Event]:
     return lambda at: TrackStateChanged(at, kind, state, reason, muted)
@@ -237,7 +249,8 @@ class LiveKitLink:
         if room is None:
             return
         try:
-            await asyncio.wait_for(room.disconnect(), DISCONNECT_TIMEOUT)
+            async with asyncio.timeout(DISCONNECT_TIMEOUT):
+                await room.disconnect()
         except TimeoutError:
             log.warning("leaving the room took over %.0f s; dropping it", DISCONNECT_TIMEOUT)
             return  # still in use natively: leave its handles to the collector
@@ -303,6 +316,13 @@ class LiveKitLink:
                 if kind is not None:
                     acked[kind] = (acked.get(kind, 0) + ri.received.packets_received
                                    + ri.remote_inbound.round_trip_time_measurements)
+        # Receiver reports come every second or few; the server's other feedback on the
+        # publishing connection (transport-wide congestion control, REMB, NACK) comes many
+        # times a second and stops at once when media stops arriving there. Counted as the
+        # packets that connection received beyond the remote media it carries.
+        feedback = _feedback_packets(stats.publisher_stats)
+        for kind in sent:
+            acked[kind] = acked.get(kind, 0) + feedback
         return {k: Progress(sent.get(k, 0), acked.get(k, 0)) for k in set(sent) | set(acked)}
 
     async def probe(self, url: str, token: str) -> ProbeVerdict:

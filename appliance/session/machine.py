@@ -305,6 +305,9 @@ def on_tick(state: State, ev: TickElapsed) -> Step:
         state = _replace(state, attempt=0, auth_lane=False)
     if state.identify_until is not None and ev.at >= state.identify_until:
         state = _replace(state, identify_until=None)
+    state, effects = _judge_media(state, ev.at)
+    if effects:
+        return state, effects
     return _move_ladder(state, state.ladder.tick(ev.at)[0])
 
 
@@ -312,20 +315,29 @@ def on_progress(state: State, ev: MediaProgressSampled) -> Step:
     """Outbound counters: a track that stops progressing is not live, later forces a rejoin."""
     samples = dict(ev.samples)
     watch = state.stall
+    for kind in TrackKind:
+        watch = watch.observe(kind, ev.at, samples.get(kind), sending(state, kind))
+    return _judge_media(_replace(state, stall=watch), ev.at)
+
+
+def _judge_media(state: State, at: float) -> Step:
+    """Which sending tracks have not progressed for PROGRESS_GRACE (not live), and whether one
+    has been stuck for media_stall_timeout (rejoin). Judged on every sample and every tick, so
+    stats that stop coming (a hung stats call) cannot keep an LED live."""
     stalled: set[TrackKind] = set()
     worst: tuple[float, TrackKind] | None = None
     for kind in TrackKind:
-        watch = watch.observe(kind, ev.at, samples.get(kind), sending(state, kind))
-        seconds = watch.stalled_for(kind, ev.at)
+        seconds = state.stall.stalled_for(kind, at) if sending(state, kind) else 0.0
         if seconds >= PROGRESS_GRACE:
             stalled.add(kind)
         if seconds >= state.policy.media_stall_timeout and (worst is None or seconds > worst[0]):
             worst = (seconds, kind)
-    state = _replace(state, stall=watch, stalled=frozenset(stalled))
-    if worst is None or state.stopping or state.intent is Intent.LEFT:
+    if frozenset(stalled) != state.stalled:
+        state = _replace(state, stalled=frozenset(stalled))
+    if worst is None or state.stopping or state.intent is Intent.LEFT or state.room is not OK:
         return state, []
     seconds, kind = worst
-    state = _replace(state, stall=watch.reset(),
+    state = _replace(state, stall=state.stall.reset(),
                      last_disconnect_reason=f"{kind.value} media stalled")
     return _leave(state, f"{kind.value} media stalled for {seconds:.0f} s with signalling up")
 
@@ -612,9 +624,18 @@ def _derive(state: State, at: float) -> State:
         outside = None
     elif outside is None:
         outside = at
-    if fault is state.fault and outside == state.outside_since:
+    # A track starts owing proof of progress the moment it should be sending, and stops when
+    # it should not (mute, pause, unpublish, room down): timing from there, by construction.
+    watch = state.stall
+    for kind in TrackKind:
+        watched = watch.watching(kind)
+        if sending(state, kind) and not watched:
+            watch = watch.arm(kind, at)
+        elif watched and not sending(state, kind):
+            watch = watch.reset(kind)
+    if fault is state.fault and outside == state.outside_since and watch is state.stall:
         return state
-    return _replace(state, fault=fault, outside_since=outside)
+    return _replace(state, fault=fault, outside_since=outside, stall=watch)
 
 
 def transition(state: State, event: Event) -> Step:

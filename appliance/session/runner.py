@@ -167,8 +167,11 @@ class Runner:
         while not self._done.is_set():
             timeout = self.tick if self._stop_at is None else max(
                 0.0, self._stop_at - self.clock())
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that races with the queue's get, and the runner would never stop.
             try:
-                event = await asyncio.wait_for(self._queue.get(), timeout)
+                async with asyncio.timeout(timeout):
+                    event = await self._queue.get()
             except TimeoutError:
                 event = None
             if event is not None:
@@ -300,7 +303,8 @@ class Runner:
             verdict = ProbeVerdict.UNREACHABLE
         else:
             try:
-                verdict = await asyncio.wait_for(self.link.probe(url, token), PROBE_TIMEOUT)
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    verdict = await self.link.probe(url, token)
             except TimeoutError:
                 verdict = ProbeVerdict.UNREACHABLE
         log.debug("probe: %s", verdict.value)
@@ -322,7 +326,8 @@ class Runner:
             return
         log.info("joining %s at %s (attempt %d)", self.cfg.livekit.room, url, effect.attempt + 1)
         try:
-            remotes = await asyncio.wait_for(self.link.connect(url, token), JOIN_TIMEOUT)
+            async with asyncio.timeout(JOIN_TIMEOUT):
+                remotes = await self.link.connect(url, token)
         except JoinFailed as exc:
             log.warning("join failed%s: %s", " (auth)" if exc.auth else "", exc.reason)
             cause = JoinFailure.AUTH if exc.auth else JoinFailure.UNREACHABLE
@@ -411,7 +416,8 @@ class Runner:
             if link is None or self.state.room is not RoomState.CONNECTED:
                 continue
             try:
-                progress = await asyncio.wait_for(link.progress(), STATS_TIMEOUT)
+                async with asyncio.timeout(STATS_TIMEOUT):
+                    progress = await link.progress()
             except (TimeoutError, RuntimeError) as exc:
                 log.debug("no stats this round: %s", exc)
                 continue
@@ -429,7 +435,8 @@ class Runner:
 
     async def _safe(self, what: str, close: Callable[[], Awaitable[None]]) -> None:
         try:
-            await asyncio.wait_for(close(), TEARDOWN_STEP)
+            async with asyncio.timeout(TEARDOWN_STEP):
+                await close()
         except TimeoutError:
             log.warning("closing %s took over %.1f s; moving on", what, TEARDOWN_STEP)
         except Exception:  # teardown continues past failures, in reverse order

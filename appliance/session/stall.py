@@ -43,22 +43,39 @@ class StallWatch:
 
     def observe(self, kind: TrackKind, now: float, progress: Progress | None,
                 sending: bool) -> StallWatch:
-        """Feed one sample of `kind`; `sending` says whether it should be sending right now."""
-        if not sending or progress is None:
+        """Feed one sample of `kind`; `sending` says whether it should be sending right now.
+
+        A sample without `kind` while it should be sending is no evidence of progress.
+        """
+        if not sending:
             return self.reset(kind)
+        if progress is None:
+            return self
         seen = self.acks_seen | {kind} if progress.acked else self.acks_seen
         entry = self._entry(kind)
-        grew = True
+        since = now
         if entry is not None:
-            before = entry[0]
-            restarted = progress.sent < before.sent or progress.acked < before.acked
+            before, since = entry
+            if progress.sent < before.sent or progress.acked < before.acked:
+                # A new peer connection (the SDK rebuilt it): the counters restarted. That is
+                # not progress: keep timing from the last real growth, from the new baseline.
+                others = tuple(e for e in self.last if e[0] is not kind)
+                return replace(self, last=(*others, (kind, progress, since)), acks_seen=seen)
             grew_sent = progress.sent > before.sent
             grew_acked = progress.acked > before.acked or kind not in seen
-            grew = restarted or (grew_sent and grew_acked)
-            if not grew:
+            if not (grew_sent and grew_acked):
                 return replace(self, acks_seen=seen)
+            since = now
         others = tuple(e for e in self.last if e[0] is not kind)
-        return replace(self, last=(*others, (kind, progress, now)), acks_seen=seen)
+        return replace(self, last=(*others, (kind, progress, since)), acks_seen=seen)
+
+    def watching(self, kind: TrackKind) -> bool:
+        return self._entry(kind) is not None
+
+    def arm(self, kind: TrackKind, now: float) -> StallWatch:
+        """A new publication or an unmute at `now`: it must show progress from here on."""
+        others = tuple(e for e in self.last if e[0] is not kind)
+        return replace(self, last=(*others, (kind, Progress(), now)))
 
     def stalled_for(self, kind: TrackKind, now: float) -> float:
         """Seconds since `kind`'s counters last grew (0 while unwatched)."""

@@ -157,7 +157,9 @@ def test_stall_watch_needs_both_counters_to_grow() -> None:
     assert feed(16.5, Progress(990, 1)) == pytest.approx(10.5)  # ...for 10.5 s
     assert feed(17, Progress(990, 1), sending=False) == 0  # muted: not watched
     assert feed(40, Progress(990, 1)) == 0  # fresh start after unmute
-    assert feed(41, Progress(10, 0)) == 0  # counters restarted: a new peer connection
+    # counters restarted (the SDK built a new peer connection): not progress by itself
+    assert feed(41, Progress(10, 0)) == pytest.approx(1)
+    assert feed(42, Progress(20, 1)) == 0  # real growth on the new connection
 
 
 def test_read_link_state_from_a_fake_root(tmp_path: Path) -> None:

@@ -282,8 +282,11 @@ def test_poor_quality_pauses_the_camera_without_touching_privacy() -> None:
     s, _ = transition(s, ConnectionQualityChanged(T, Quality.POOR))
     rungs = len(s.ladder.rungs)
     now, effects = T, []
-    for _ in range(rungs * 20):
+    for step in range(rungs * 20):
         now += 1.0
+        flowing = tuple((k, Progress(1000 * (step + 1), step + 1)) for k in TrackKind)
+        s, fx = transition(s, MediaProgressSampled(now, flowing))  # media keeps flowing
+        effects += fx
         s, fx = transition(s, TickElapsed(now))
         effects += fx
         if s.ladder.rung.size is None:
@@ -294,7 +297,9 @@ def test_poor_quality_pauses_the_camera_without_touching_privacy() -> None:
     s, fx = transition(s, LocalTrackMuted(now, CAM, True))  # the SDK's echo of our mute
     assert fx == [] and not s.camera_privacy and not s.camera_remote_muted
     s, _ = transition(s, ConnectionQualityChanged(now, Quality.GOOD))
-    s, fx = transition(s, TickElapsed(now + s.ladder.policy.up_after))
+    later = now + s.ladder.policy.up_after
+    s, _ = transition(s, MediaProgressSampled(later, ((MIC, Progress(10**6, 10**3)),)))
+    s, fx = transition(s, TickElapsed(later))
     assert s.ladder.rung.size is not None
     assert fx == [SetVideoMode(s.ladder.rung.size), SetTrackMuted(CAM, False)]
     s, _ = transition(s, MuteApplied(now, CAM, False, changed=True))
@@ -346,7 +351,9 @@ def test_stop_while_connecting_leaves_then_shuts_down() -> None:
 
 
 def _samples(at: float, mic: int, acked: int = 0) -> MediaProgressSampled:
-    return MediaProgressSampled(at, ((MIC, Progress(mic, acked)),))
+    """The microphone's counters as given; the camera's growing all along."""
+    camera = Progress(int(at * 1000), int(at * 10))
+    return MediaProgressSampled(at, ((MIC, Progress(mic, acked)), (CAM, camera)))
 
 
 def test_stalled_media_is_not_live_and_later_forces_a_rejoin() -> None:

@@ -11,7 +11,6 @@ from session_helpers import fast_config
 from state_waits import wait_state
 
 from appliance.errors import AuthRejected, TokenError
-from appliance.session.link import Progress
 from appliance.session.model import (
     ButtonName,
     ButtonPressed,
@@ -110,10 +109,10 @@ async def test_camera_privacy_unpublishes_before_stopping(harness_factory: Any) 
 async def test_stalled_media_forces_a_rejoin(harness_factory: Any) -> None:
     h = await harness_factory()
     await wait_state(h.runner, published)
-    h.link.counters = {TrackKind.MICROPHONE: Progress(500, 3)}  # never grows
+    h.link.stuck = {TrackKind.MICROPHONE}  # its counters stop growing; the camera's do not
     s = await wait_state(h.runner, lambda s: s.room is RoomState.DISCONNECTING, within=5)
     assert s.last_disconnect_reason == "microphone media stalled"
-    h.link.counters = {}
+    h.link.stuck = set()
     await wait_state(h.runner, published)
 
 
