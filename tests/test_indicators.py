@@ -33,6 +33,7 @@ from appliance.session.model import (
     TrackKind,
     TrackState,
 )
+from appliance.session.stall import Progress, StallWatch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTION_FAULTS = {Fault.NO_NETWORK, Fault.SERVER_UNREACHABLE, Fault.AUTH_REJECTED,
@@ -72,6 +73,17 @@ def expected_status(s: State) -> StatusKind:
     return StatusKind.RECONNECTING
 
 
+def _flowing() -> StallWatch:
+    watch = StallWatch()
+    for kind in TrackKind:
+        watch = watch.arm(kind, 0.0).observe(kind, 1.0, Progress(1, 1), True)
+        watch = watch.observe(kind, 2.0, Progress(2, 2), True)
+    return watch
+
+
+FLOWING = _flowing()
+
+
 STATUS_AXES = {
     "room": list(RoomState),
     "intent": list(Intent),
@@ -92,6 +104,7 @@ MEDIA_AXES = {
     "camera_muted": [False, True],
     "camera_privacy": [False, True],
     "stalled": [frozenset(), frozenset({TrackKind.MICROPHONE}), frozenset({TrackKind.CAMERA})],
+    "stall": [StallWatch(), FLOWING],
     "quality": list(Quality),
 }
 
@@ -100,14 +113,15 @@ def mic_heard(s: State) -> bool:
     """The README's rule, restated: the room hears the microphone."""
     return (s.room is RoomState.CONNECTED and not s.stopping
             and s.microphone is TrackState.PUBLISHED and not s.mic_muted
-            and TrackKind.MICROPHONE not in s.stalled)
+            and s.stall.proven(TrackKind.MICROPHONE) and TrackKind.MICROPHONE not in s.stalled)
 
 
 def video_seen(s: State) -> bool:
     return (s.room is RoomState.CONNECTED and not s.stopping
             and s.camera is TrackState.PUBLISHED and not s.camera_muted
             and not s.camera_privacy and s.ladder.rung.size is not None
-            and TrackKind.CAMERA not in s.stalled)
+            and s.stall.proven(TrackKind.CAMERA) and TrackKind.CAMERA not in s.stalled)
+
 
 
 def product(axes: dict[str, list[object]]) -> list[State]:
@@ -140,7 +154,7 @@ def test_every_media_state_drives_mute_camera_and_quality_leds() -> None:
 def test_a_remote_mute_request_not_yet_confirmed_leaves_the_mute_led_off() -> None:
     # Truthful: only LiveKit's report counts; a wish (button, server request) is not a mute.
     s = State(room=RoomState.CONNECTED, microphone=TrackState.PUBLISHED, mic_muted=False,
-              mic_mute_wanted=True)
+              mic_mute_wanted=True, stall=FLOWING)
     assert indicators(s)[LedName.MUTE] == OFF
 
 
@@ -152,6 +166,7 @@ def test_a_remote_mute_request_not_yet_confirmed_leaves_the_mute_led_off() -> No
     mic_muted=st.booleans(), mic_mute_wanted=st.booleans(), camera_privacy=st.booleans(),
     camera_muted=st.booleans(), stalled=st.frozensets(st.sampled_from(TrackKind)),
     crashes=st.integers(0, 5), joined_since_start=st.booleans(),
+    stall=st.sampled_from([StallWatch(), FLOWING]),
     identify_until=st.none() | st.just(5.0), left_remotely_by=st.sampled_from(["", "op"]),
     attempt=st.integers(0, 5), next_retry_at=st.none() | st.floats(0, 100),
     stopping=st.booleans(),

@@ -230,7 +230,9 @@ def on_left(state: State, ev: RoomDisconnected | ConnectFailed) -> Step:
 
 
 def on_reconnecting(state: State, ev: RoomReconnecting) -> Step:
-    return _replace(state, room=R, stall=state.stall.reset(), stalled=frozenset()), []
+    # The stall watch keeps its clock through a resume: an SDK that resumes into the same dead
+    # media path must not earn the LEDs a fresh grace period.
+    return _replace(state, room=R), []
 
 
 def on_reconnected(state: State, ev: RoomReconnected) -> Step:
@@ -401,16 +403,16 @@ def on_track(state: State, ev: TrackStateChanged) -> Step:
     if ev.state is not TrackState.PUBLISHED and before is TrackState.PUBLISHED:
         # The publication is gone: no echo of it will come, its counters mean nothing now.
         state = _replace(state, echoes=tuple(e for e in state.echoes if e[0] is not ev.kind),
-                         stall=state.stall.reset(ev.kind), stalled=state.stalled - {ev.kind},
-                         **{_muted_field(ev.kind): False})
+                         stalled=state.stalled - {ev.kind}, **{_muted_field(ev.kind): False})
     if (ev.state is TrackState.ACQUIRED and before is TrackState.PUBLISHING and state.room is OK
             and not state.stopping and state.intent is Intent.IN_ROOM):
         # The publish failed while the room is up: a fresh join beats a kiosk nobody sees.
         return _leave(_replace(state, last_disconnect_reason="publish failed"),
                       f"{ev.kind.value} publish failed: {ev.reason}")
     if ev.state is TrackState.PUBLISHED:
+        # The stall watch is not reset here: a publication the SDK redid (a rejoin of its own)
+        # still owes proof that media flows since the last time it did.
         state = _replace(state, echoes=tuple(e for e in state.echoes if e[0] is not ev.kind),
-                         stall=state.stall.reset(ev.kind), stalled=state.stalled - {ev.kind},
                          **{_muted_field(ev.kind): ev.muted})
         if ev.kind is TrackKind.CAMERA and state.camera_privacy:
             return state, [SetCameraEnabled(False)]
@@ -631,7 +633,7 @@ def _derive(state: State, at: float) -> State:
         watched = watch.watching(kind)
         if sending(state, kind) and not watched:
             watch = watch.arm(kind, at)
-        elif watched and not sending(state, kind):
+        elif watched and not sending(state, kind) and state.room is not R:
             watch = watch.reset(kind)
     if fault is state.fault and outside == state.outside_since and watch is state.stall:
         return state

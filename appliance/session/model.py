@@ -475,6 +475,9 @@ def _media_words(state: State) -> tuple[str, str]:
         mic = "mic live"
     elif TrackKind.MICROPHONE in state.stalled:
         mic = "mic stalled"
+    elif state.microphone is TrackState.PUBLISHED and not (state.mic_muted
+                                                           or state.mic_mute_wanted):
+        mic = "mic starting"  # sending, not yet seen flowing
     elif state.mic_muted or state.mic_mute_wanted:
         mic = "mic muted"
     else:

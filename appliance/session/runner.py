@@ -13,7 +13,7 @@ from typing import Any
 
 from appliance.config import Config
 from appliance.errors import AuthRejected, ConfigError, DeviceError, TokenError
-from appliance.session import machine
+from appliance.session import machine, truth
 from appliance.session.link import JoinFailed, RoomLink
 from appliance.session.media import MediaLayer
 from appliance.session.model import (
@@ -57,6 +57,7 @@ STOP_DEADLINE = 2.5  # leaving the room may take this long before the runner end
 TEARDOWN_STEP = 0.5  # each resource's close; systemd's 5 s budget covers all of them
 ABANDON_AFTER = 0.75  # a join in flight gets this long, twice: to finish, then to cancel
 STATS_TIMEOUT = 5.0
+PROVING_INTERVAL = 0.25
 PROBE_TIMEOUT = 2.0  # a validate the server does not answer in this long says "unreachable"
 
 Listener = Callable[[State], object]
@@ -411,7 +412,13 @@ class Runner:
     async def _sample_stats(self) -> None:
         """Read outbound media counters while in the room; the machine judges them."""
         while True:
-            await asyncio.sleep(self.stats_interval)  # sampling cadence
+            # Sampling cadence: quicker while a sending track still has to prove it flows (a
+            # join, an unmute), so its LED turns live within a fraction of a second.
+            state = self.state
+            proving = any(truth.sending(state, k) and not state.stall.proven(k)
+                          for k in TrackKind)
+            await asyncio.sleep(min(self.stats_interval, PROVING_INTERVAL) if proving
+                                else self.stats_interval)
             link = self.link
             if link is None or self.state.room is not RoomState.CONNECTED:
                 continue

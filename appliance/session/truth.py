@@ -10,7 +10,7 @@ from __future__ import annotations
 from appliance.session.model import RoomState, State, TrackKind, TrackState
 
 # Media that stopped progressing for this long is no longer shown as live (the stats are sampled
-# every second; RTCP receiver reports arrive about once a second). The rejoin follows at
+# every second, faster while a track still has to prove it flows). The rejoin follows at
 # `reconnect.media_stall_timeout`.
 PROGRESS_GRACE = 4.0
 
@@ -27,11 +27,12 @@ def sending(state: State, kind: TrackKind) -> bool:
 
 
 def on_air(state: State, kind: TrackKind) -> bool:
-    """The room receives `kind` from us: sending, and its media has been progressing.
+    """The room receives `kind` from us: sending, its media proven flowing since it began
+    sending (a join, a republish, an unmute), and still progressing.
 
     The mute LED shows "live" (dark) and the camera LED is lit only while this holds.
     """
-    return sending(state, kind) and kind not in state.stalled
+    return sending(state, kind) and state.stall.proven(kind) and kind not in state.stalled
 
 
 def violations(state: State, *, mute_led_live: bool, camera_led_on: bool) -> list[str]:

@@ -9,9 +9,19 @@ from pathlib import Path
 
 from appliance.remote.health import HealthPublisher, health_attributes, soc_health
 from appliance.session.model import Fault, RoomState, State, TrackKind, TrackState
+from appliance.session.stall import Progress, StallWatch
+
+
+def _flowing() -> StallWatch:
+    watch = StallWatch()
+    for kind in TrackKind:
+        watch = watch.arm(kind, 0.0).observe(kind, 1.0, Progress(1, 1), True)
+        watch = watch.observe(kind, 2.0, Progress(2, 2), True)
+    return watch
+
 
 LIVE = State(room=RoomState.CONNECTED, microphone=TrackState.PUBLISHED,
-             camera=TrackState.PUBLISHED)
+             camera=TrackState.PUBLISHED, stall=_flowing())
 
 
 def test_attributes_follow_the_observed_state() -> None:

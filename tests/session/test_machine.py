@@ -58,11 +58,21 @@ from appliance.session.model import (
     TrackStateChanged,
     status_line,
 )
+from appliance.session.stall import StallWatch
 from appliance.session.truth import PROGRESS_GRACE
 
 D, C, OK, R, X = (RoomState.DISCONNECTED, RoomState.CONNECTING, RoomState.CONNECTED,
                   RoomState.RECONNECTING, RoomState.DISCONNECTING)
 T = 100.0
+
+
+def flowing(at: float) -> StallWatch:
+    """Both tracks proven flowing, last growth at `at`."""
+    watch = StallWatch()
+    for kind in TrackKind:
+        watch = watch.arm(kind, at - 2).observe(kind, at - 1, Progress(1, 1), True)
+        watch = watch.observe(kind, at, Progress(2, 2), True)
+    return watch
 
 
 def in_state(room: RoomState, **changes: object) -> State:
@@ -72,7 +82,7 @@ def in_state(room: RoomState, **changes: object) -> State:
     if room in (OK, R):
         base = dataclasses.replace(base, camera=TrackState.PUBLISHED,
                                    microphone=TrackState.PUBLISHED, connected_at=T - 10,
-                                   remotes=frozenset({"op"}))
+                                   remotes=frozenset({"op"}), stall=flowing(T - 0.5))
     if room is D:
         base = dataclasses.replace(base, retry_pending=True, attempt=2)
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
@@ -249,7 +259,7 @@ def test_mute_pressed_while_reconnecting_applies_when_published_again() -> None:
     assert s.mic_mute_wanted and not s.mic_muted and fx == [SetTrackMuted(MIC, True)]
     s, _ = transition(dataclasses.replace(s, room=C), RoomConnected(T + 5))
     s, fx = transition(s, TrackStateChanged(T + 6, MIC, TrackState.PUBLISHED, muted=False))
-    assert fx == [SetTrackMuted(MIC, True)] and s.mic_live  # LiveKit said unmuted: truthful
+    assert fx == [SetTrackMuted(MIC, True)] and not s.mic_live  # not proven flowing yet
     s, fx = transition(s, TrackStateChanged(T + 6, MIC, TrackState.PUBLISHED, muted=True))
     assert fx == [] and s.mic_muted
 
@@ -259,7 +269,7 @@ def test_server_mute_is_honoured_and_remote_unmute_refused() -> None:
     assert s.mic_mute_wanted and s.mic_muted and fx == [SetTrackMuted(MIC, True)]
     s, fx = transition(s, LocalTrackMuted(T + 5, MIC, False))
     assert s.mic_mute_wanted and fx == [SetTrackMuted(MIC, True)]
-    assert s.remote_unmutes_refused == 1 and s.mic_live  # truthfully live until re-muted
+    assert s.remote_unmutes_refused == 1 and s.mic_mute_wanted
     s, fx = transition(s, MuteApplied(T + 5, MIC, True, changed=True))
     s, fx = transition(s, LocalTrackMuted(T + 5.01, MIC, True))
     assert s.mic_muted and fx == [] and s.echoes == ()
@@ -274,7 +284,7 @@ def test_own_echoes_are_recognised_by_construction_not_by_time() -> None:
     s, fx = transition(s, LocalTrackMuted(T + 9, MIC, True))
     assert not s.mic_mute_wanted and fx == [] and s.mic_muted
     s, fx = transition(s, LocalTrackMuted(T + 9.5, MIC, False))
-    assert not s.mic_mute_wanted and fx == [] and s.mic_live and s.echoes == ()
+    assert not s.mic_mute_wanted and fx == [] and not s.mic_muted and s.echoes == ()
 
 
 def test_poor_quality_pauses_the_camera_without_touching_privacy() -> None:
@@ -304,6 +314,10 @@ def test_poor_quality_pauses_the_camera_without_touching_privacy() -> None:
     assert fx == [SetVideoMode(s.ladder.rung.size), SetTrackMuted(CAM, False)]
     s, _ = transition(s, MuteApplied(now, CAM, False, changed=True))
     s, _ = transition(s, LocalTrackMuted(now, CAM, False))
+    assert not s.video_live  # unmuted, not yet seen flowing
+    for i in (1, 2):
+        samples = ((CAM, Progress(10**7 * i, 10**4 * i)), (MIC, Progress(10**8 * i, 10**5 * i)))
+        s, _ = transition(s, MediaProgressSampled(now + i, samples))
     assert s.video_live and not s.camera_privacy
 
 

@@ -35,8 +35,8 @@ def published(s: Any) -> bool:
 
 async def test_joins_and_publishes_media(harness_factory: Any) -> None:
     h = await harness_factory()
-    s = await wait_state(h.runner, published)
-    assert s.video_live and s.mic_live and s.alone
+    s = await wait_state(h.runner, lambda s: published(s) and s.video_live and s.mic_live)
+    assert s.alone
     assert h.link.calls[0] == ("connect", "ws://fake", "token-1")
 
 
@@ -96,7 +96,7 @@ async def test_mute_from_a_gpio_thread_reaches_livekit(harness_factory: Any) -> 
 
 async def test_camera_privacy_unpublishes_before_stopping(harness_factory: Any) -> None:
     h = await harness_factory()
-    await wait_state(h.runner, published)
+    await wait_state(h.runner, lambda s: published(s) and s.mic_live)
     h.runner.post(ButtonPressed(h.runner.clock(), ButtonName.MUTE, long=True))
     s = await wait_state(h.runner, lambda s: s.camera is TrackState.STOPPED)
     assert s.camera_privacy and not s.video_live and s.mic_live
