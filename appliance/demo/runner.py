@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,6 +34,7 @@ KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "b": ("fault", ("black-hole", "toggle")),
     "c": ("fault", ("camera", "toggle")),
     "f": ("fault", ("far-end", "toggle")),
+    "i": ("remote", ("identify",)),  # an operator's `appliance ops identify`, over LiveKit RPC
 }
 
 
@@ -77,9 +79,16 @@ class Actions:
         if verb == "wait":
             await asyncio.sleep(float(args[0]))
             return ""
+        if verb == "remote":
+            return await self._remote(args[0] if args else "identify")
         if verb != "fault":
             raise DemoError(f"unknown step {verb!r}")
         return await self._fault(args[0], args[1:])
+
+    async def _remote(self, action: str) -> str:
+        argv = (action, KIOSK, "--seconds", "10") if action == "identify" else (action, KIOSK)
+        code, said = await _run_ops(self.world, *argv)
+        return f"appliance ops {action} {KIOSK}: {'done' if code == 0 else 'failed'} ({said})"
 
     async def _fault(self, name: str, rest: tuple[str, ...]) -> str:
         w = self.world
@@ -117,6 +126,20 @@ class Actions:
             self.camera_present = present
             return f"camera {'replugged' if present else 'unplugged'}"
         raise DemoError(f"unknown fault {name!r}")
+
+
+async def _run_ops(world: DemoWorld, *argv: str) -> tuple[int, str]:
+    """`appliance ops ...` against the demo's double, as an operator would run it."""
+    from appliance.devserver.auth import DEV_API_KEY, DEV_API_SECRET
+
+    env = dict(os.environ, LIVEKIT_URL=f"ws://127.0.0.1:{world.port}",
+               LIVEKIT_API_KEY=DEV_API_KEY, LIVEKIT_API_SECRET=DEV_API_SECRET)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "appliance", "--log-level", "error", "ops", *argv, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    lines = (out or err).decode().strip().splitlines()
+    return proc.returncode or 0, lines[-1] if lines else ""
 
 
 def _toggle(rest: tuple[str, ...], current: bool, on_word: str = "on") -> bool:
