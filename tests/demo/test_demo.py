@@ -151,6 +151,8 @@ def test_panel_in_a_terminal_mute_then_quit() -> None:
         term.wait_for(r"starting the LiveKit test double", 30)
         term.wait_for(r"kiosk answers: room", 90)
         term.wait_for(r"with_others", 90)
+        term.wait_for(r"ready: press a key below", 60)  # keys before that are ignored
+        term.wait_for(r"led\.mute: on -> off", 30)  # the room hears the kiosk (proven flowing)
         term.type("m")
         term.wait_for(r"pressed mute", 15)
         term.wait_for(r"led\.mute: off -> on|mute: published -> ", 15)
