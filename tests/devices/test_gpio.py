@@ -14,7 +14,8 @@ from appliance.devices.gpio import GpioFrontEnd, make_pin_factory
 from appliance.devices.profiles import load_profile
 from appliance.errors import ConfigError, DeviceError
 from appliance.indicators import LedName, indicators
-from appliance.session.model import ButtonName, RoomState, State, TrackState
+from appliance.session.model import ButtonName, RoomState, State, TrackKind, TrackState
+from appliance.session.stall import Progress, StallWatch
 
 HOLDS = {ButtonName.MUTE: 0.2, ButtonName.LEAVE: 0.3}
 
@@ -40,7 +41,10 @@ def test_profile_opens_presses_and_lights(name: str, factory: MockFactory,
         assert mute is not None
         pin = factory.pin(mute.pins[0][1])
         assert pin.state == (1.0 if mute.active_high else 0.0)  # muted: the mute LED is lit
-        gpio.show(dataclasses.replace(state, mic_muted=False))
+        mic = TrackKind.MICROPHONE
+        heard = StallWatch().arm(mic, 0.0).observe(mic, 1.0, Progress(1, 1), True).observe(
+            mic, 2.0, Progress(2, 2), True)  # unmuted and proven flowing: the room hears it
+        gpio.show(dataclasses.replace(state, mic_muted=False, stall=heard))
         assert pin.state == (0.0 if mute.active_high else 1.0)
     finally:
         gpio.close()
