@@ -256,7 +256,9 @@ def on_stop(state: State, ev: StopRequested) -> Step:
 def on_retry_fired(state: State, ev: RetryTimerFired) -> Step:
     if not state.retry_pending or state.stopping or state.intent is Intent.LEFT:
         return state, []  # a timer that lost a race with a cancel
-    return _connect(state)
+    # Sent away by an operator or displaced: a token still held may be one the operator meant
+    # to end (a revoked kiosk), so the next join asks for a fresh one.
+    return _connect(state, fresh=state.link_fault in (Fault.REMOVED, Fault.IDENTITY_CONFLICT))
 
 
 def on_probe_answered(state: State, ev: ProbeAnswered) -> Step:
