@@ -180,7 +180,8 @@ async def test_crashes_since_boot_are_counted_and_shown(devserver: Any, tmp_path
     await notify.wait_for(lambda ms: any("in room lobby" in m for m in ms), within=30)
     proc.send_signal(signal.SIGABRT)  # what a panicking SDK or systemd's watchdog does
     await proc.communicate()
-    assert proc.returncode == -signal.SIGABRT
+    # Killed by a signal (SIGABRT; the native SDK may turn the abort into a SIGSEGV on the way)
+    assert proc.returncode is not None and proc.returncode < 0
     first = len(notify.messages)
     proc = await start(cfg, notify, STATE_DIRECTORY=str(state))
     await notify.wait_for(lambda ms: any("in room lobby" in m and "[1 crash since boot]" in m
