@@ -96,9 +96,18 @@ async def start(cfg: Path, notify: Notifications,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
 
 
-async def stop(proc: asyncio.subprocess.Process) -> tuple[int, float, bytes]:
+async def stop(proc: asyncio.subprocess.Process,
+               after: float = 0.0) -> tuple[int, float, bytes]:
+    """SIGTERM `after` seconds from now (a timer, not a sleep); exit status, seconds, stderr."""
+    signalled = asyncio.Event()
+
+    def term() -> None:
+        proc.send_signal(signal.SIGTERM)
+        signalled.set()
+
+    asyncio.get_running_loop().call_later(after, term)
+    await signalled.wait()
     sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
     try:
         async with asyncio.timeout(10):
             _, err = await proc.communicate()
@@ -161,8 +170,7 @@ async def test_sigterm_anywhere_in_the_join_window_exits_0_within_5_s(
         proc = await start(cfg, notify)
         await notify.wait_for(lambda ms, first=first: any(
             "joining lobby" in m for m in ms[first:]), within=30)
-        await asyncio.sleep(offset)  # the moment under test, not a wait for something
-        rc, took, err = await stop(proc)
+        rc, took, err = await stop(proc, after=offset)
         results.append((offset, rc, round(took, 2)))
         assert rc == 0 and took < 5.0, (results, err.decode()[-2000:])
         # ...and by the clean path, not by abandoning a hung SDK call (kiosk.HARD_EXIT_AFTER)
