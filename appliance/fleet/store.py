@@ -7,6 +7,7 @@ operators, sessions, the audit log), so any instance can answer any request.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -158,6 +159,9 @@ class Store:
         else:
             options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        # Pulsed after this instance commits a device change (other instances' writes are seen
+        # by polling `changed_at`, as the console does).
+        self._changed = asyncio.Event()
         if self.url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -245,7 +249,8 @@ class Store:
             d.revoked, d.revoked_at, d.changed_at = True, now, now
             s.add(Audit(at=now, action="revoke", identity=identity, key_id=d.key_id,
                         actor=actor))
-            return d
+        self._pulse()
+        return d
 
     async def issue(self, device_id: int, *, now: float, window: float,
                     limit: int) -> bool:
@@ -283,7 +288,17 @@ class Store:
                 setattr(d, k, v)
             if changed:
                 d.changed_at = time.time()
-            return changed
+        if changed:
+            self._pulse()
+        return changed
+
+    def _pulse(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_changed(self) -> None:
+        """Until this instance next commits a device change (wrap in asyncio.timeout)."""
+        await self._changed.wait()
 
     # ----- audit ---------------------------------------------------------------------------
 

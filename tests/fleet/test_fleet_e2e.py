@@ -8,7 +8,6 @@ import dataclasses
 import os
 import shutil
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -66,15 +65,17 @@ async def stack(tmp_path: Path, devserver_factory: Callable[..., Any]) -> AsyncI
 
 async def wait_device(store: Store, predicate: Callable[[Device], bool],
                       within: float = 20.0) -> Device:
-    """The registry row once `predicate` holds (the service writes it from other tasks)."""
-    deadline = time.monotonic() + within
-    while True:
-        d = await store.device("kiosk-1")
-        if d is not None and predicate(d):
-            return d
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"kiosk-1 row never matched; last {d and d.__dict__}")
-        await asyncio.sleep(0.1)  # polling the database: a condition wait
+    """The registry row once `predicate` holds, woken by each change the service commits."""
+    async with asyncio.timeout(within):
+        while True:
+            changed = asyncio.ensure_future(store.wait_changed())  # armed before the read
+            try:
+                d = await store.device("kiosk-1")
+                if d is not None and predicate(d):
+                    return d
+                await changed
+            finally:
+                changed.cancel()
 
 
 async def test_revocation_end_to_end(stack: Stack) -> None:
