@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 from livekit import rtc
 
 from appliance.errors import DeviceError
 from appliance.media.progress import Progress
+from appliance.media.threads import device_thread
 from appliance.media.video import EncodedCamera, RawCamera, RawFrame, VideoMode, to_video_frame
 
 log = logging.getLogger(__name__)
 
 TRACK_NAME = "camera"
+# How often the encoder feedback (keyframe requests, target bitrate) is collected: an FFI round
+# trip per access unit would be wasted work, and a keyframe 100 ms later is not noticed.
+FEEDBACK_INTERVAL_NS = 100_000_000
 
 
 class CameraPipeline:
@@ -38,14 +43,14 @@ class CameraPipeline:
         self._wanted: VideoMode | None = mode  # None: paused (audio only)
         self._stopping = False
         self._closed = False
+        self._feedback_due_ns = 0
         self.source: rtc.VideoSource | rtc.EncodedVideoSource
         if encoded:
             self.source = rtc.EncodedVideoSource(mode.width, mode.height)
         else:
             self.source = rtc.VideoSource(mode.width, mode.height)
         self.track = rtc.LocalVideoTrack.create_video_track(TRACK_NAME, self.source)
-        self._thread = threading.Thread(target=self._run, name=f"camera-{device.name}",
-                                        daemon=True)
+        self._thread = device_thread(self._run, "camera")
 
     @classmethod
     async def open(cls, device: RawCamera | EncodedCamera, mode: VideoMode, *,
@@ -130,6 +135,10 @@ class CameraPipeline:
                                 else rtc.EncodedFrameType.ENCODED_FRAME_DELTA),
                     timestamp_us=unit.timestamp_us))
                 self.sent.add()
+            now = time.monotonic_ns()
+            if now < self._feedback_due_ns:
+                return
+            self._feedback_due_ns = now + FEEDBACK_INTERVAL_NS
             feedback = self.source.take_feedback()
             if feedback.keyframe_requested:
                 self.keyframes_requested += 1

@@ -66,6 +66,7 @@ class MediaManager:
         self.microphone: TrackSupervisor[MicrophonePipeline] | None = None
         self.speaker: Speaker | None = None
         self.apm: rtc.AudioProcessingModule | None = None
+        self._echo_cancelling = False  # the APM cancels echo only when a speaker plays
         self._muted = {TrackKind.CAMERA: False, TrackKind.MICROPHONE: False}
         self._video_size: tuple[int, int] | None = (cfg.camera.width, cfg.camera.height)
         self._started = False
@@ -87,10 +88,11 @@ class MediaManager:
         mic = over.microphone or (microphone_factory(cfg) if over.use_config_devices else None)
         spk = over.speaker or (speaker_factory(cfg) if over.use_config_devices else None)
         audio = cfg.audio
+        self._echo_cancelling = audio.echo_cancellation and spk is not None
         if mic is not None and (audio.echo_cancellation or audio.noise_suppression
                                 or audio.auto_gain_control or audio.high_pass_filter):
             self.apm = rtc.AudioProcessingModule(
-                echo_cancellation=audio.echo_cancellation and spk is not None,
+                echo_cancellation=self._echo_cancelling,
                 noise_suppression=audio.noise_suppression,
                 high_pass_filter=audio.high_pass_filter,
                 auto_gain_control=audio.auto_gain_control)
@@ -222,7 +224,8 @@ class MediaManager:
     async def _open_microphone(self, factory: Callable[[], AudioCapture]) -> MicrophonePipeline:
         return await MicrophonePipeline.open(factory(), self.apm,
                                              muted=self._muted[TrackKind.MICROPHONE],
-                                             echo_delay_ms=ECHO_DELAY_MS)
+                                             echo_delay_ms=(ECHO_DELAY_MS if self._echo_cancelling
+                                                            else None))
 
 
 def _drop(event: Event) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import threading
 import time
@@ -12,8 +11,9 @@ from collections import deque
 from livekit import rtc
 
 from appliance.errors import DeviceError
-from appliance.media.audio import FRAME_SAMPLES, RATE, AudioCapture
+from appliance.media.audio import FRAME_BYTES, FRAME_SAMPLES, RATE, AudioCapture
 from appliance.media.progress import Progress
+from appliance.media.threads import device_thread
 
 log = logging.getLogger(__name__)
 
@@ -22,34 +22,48 @@ TRACK_NAME = "microphone"
 # file plugin delivers faster than real time, capture_frame's back-pressure paces the thread.
 SOURCE_QUEUE_MS = 100
 _CAPTURE_TIMEOUT = 5.0
+# 10 ms frames handed to the source at once. The APM needs 10 ms frames, but each capture_frame
+# costs two event-loop wake-ups and an FFI round trip whatever its length; Opus sends 20 ms
+# packets anyway, so pairing frames halves that work for at most 10 ms more delay.
+BATCH_FRAMES = 2
 
 
 class MicrophonePipeline:
     """One acquisition of a microphone: a capture thread feeding a fresh track, until lost."""
 
     def __init__(self, device: AudioCapture, apm: rtc.AudioProcessingModule | None, *,
-                 muted: bool, echo_delay_ms: int, loop: asyncio.AbstractEventLoop) -> None:
+                 muted: bool, echo_delay_ms: int | None, loop: asyncio.AbstractEventLoop) -> None:
         self.device = device
         self.sent = Progress()  # 10 ms frames handed to the source
         self.frames_dropped_muted = 0
-        self.latency_ns: deque[int] = deque(maxlen=3000)  # ALSA read returned -> captured
+        # First ALSA read of a batch returned -> the batch captured (so it includes the pairing).
+        self.latency_ns: deque[int] = deque(maxlen=3000)
         self.lost: asyncio.Future[str] = loop.create_future()
         self._apm = apm
-        self._echo_delay_ms = echo_delay_ms
+        self._echo_delay_ms = echo_delay_ms  # None: no echo canceller, so no delay to report
         self._loop = loop
         self._muted = muted
         self._stopping = threading.Event()
         self._closed = False
-        self.source = rtc.AudioSource(RATE, 1, queue_size_ms=SOURCE_QUEUE_MS, loop=loop)
-        self.track = rtc.LocalAudioTrack.create_audio_track(TRACK_NAME, self.source)
+        self._clears_asked = self._clears_done = 0  # source.clear_queue() is the thread's job
+        # The source lives on the capture thread's own event loop: handing each frame to the
+        # main loop (and back) cost two cross-thread wake-ups per frame; now the main loop
+        # never hears of audio frames, and the thread awaits capture_frame's back-pressure.
+        self._capture_loop = asyncio.new_event_loop()
+        try:
+            self.source = rtc.AudioSource(RATE, 1, queue_size_ms=SOURCE_QUEUE_MS,
+                                          loop=self._capture_loop)
+            self.track = rtc.LocalAudioTrack.create_audio_track(TRACK_NAME, self.source)
+        except BaseException:
+            self._capture_loop.close()
+            raise
         if muted:
             self.track.mute()
-        self._thread = threading.Thread(target=self._run, name=f"mic-{device.name}",
-                                        daemon=True)
+        self._thread = device_thread(self._run, "microphone")
 
     @classmethod
     async def open(cls, device: AudioCapture, apm: rtc.AudioProcessingModule | None, *,
-                   muted: bool, echo_delay_ms: int = 50) -> MicrophonePipeline:
+                   muted: bool, echo_delay_ms: int | None = None) -> MicrophonePipeline:
         """Open the device in a thread and start capturing; DeviceError if it cannot open."""
         await asyncio.to_thread(device.open)
         try:
@@ -75,7 +89,7 @@ class MicrophonePipeline:
         flipped = bool(self.track.muted) != muted
         if muted:
             self.track.mute()
-            self.source.clear_queue()  # what was queued before the press must not go out
+            self._clears_asked += 1  # what was queued before the press must not go out
         else:
             self.track.unmute()
         return flipped
@@ -83,8 +97,14 @@ class MicrophonePipeline:
     def _run(self) -> None:
         reason = ""
         due: float | None = None  # when the next muted read is due (the clock paces them)
+        batch = bytearray(FRAME_BYTES * BATCH_FRAMES)
+        filled = 0  # 10 ms frames in `batch`
+        first_read_ns = 0
         try:
             while not self._stopping.is_set():
+                if self._clears_done != self._clears_asked:
+                    self._clears_done = self._clears_asked
+                    self.source.clear_queue()
                 data = self.device.read()
                 read_ns = time.monotonic_ns()
                 if self._muted:
@@ -92,34 +112,47 @@ class MicrophonePipeline:
                     # at the audio clock's pace, whatever the device does (a device that never
                     # blocks, like ALSA's file plugin, would otherwise spin a core).
                     self.frames_dropped_muted += 1
+                    filled = 0  # half a batch from before the press must not go out either
                     now = time.monotonic()
                     due = now if due is None or due < now - 0.5 else due
                     due += FRAME_SAMPLES / RATE
                     self._stopping.wait(max(0.0, due - now))
                     continue
                 due = None
-                frame = rtc.AudioFrame(bytearray(data), RATE, 1, FRAME_SAMPLES)
+                if filled == 0:
+                    first_read_ns = read_ns
+                part = memoryview(batch)[filled * FRAME_BYTES:(filled + 1) * FRAME_BYTES]
+                part[:] = data
                 if self._apm is not None:
-                    self._apm.set_stream_delay_ms(self._echo_delay_ms)
-                    self._apm.process_stream(frame)
+                    if self._echo_delay_ms is not None:
+                        self._apm.set_stream_delay_ms(self._echo_delay_ms)
+                    self._apm.process_stream(rtc.AudioFrame(part, RATE, 1, FRAME_SAMPLES))
+                filled += 1
+                if filled < BATCH_FRAMES:
+                    continue
+                filled = 0
                 if self._muted or self._stopping.is_set():
                     continue
-                future = asyncio.run_coroutine_threadsafe(self.source.capture_frame(frame),
-                                                          self._loop)
-                future.result(_CAPTURE_TIMEOUT)
-                self.latency_ns.append(time.monotonic_ns() - read_ns)
-                self.sent.add()
+                # No copy: the buffer is not written again before capture_frame has returned.
+                frame = rtc.AudioFrame(batch, RATE, 1, FRAME_SAMPLES * BATCH_FRAMES)
+                self._capture_loop.run_until_complete(self._capture(frame))
+                self.latency_ns.append(time.monotonic_ns() - first_read_ns)
+                self.sent.add(BATCH_FRAMES)
         except (DeviceError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
-        except (RuntimeError, concurrent.futures.TimeoutError) as exc:
-            # The loop closed under us, or the SDK stopped taking audio: the pipeline is done.
+        except Exception as exc:  # the SDK refused or stopped taking audio: the device is lost
             if not self._stopping.is_set():
                 log.exception("microphone thread failed")
                 reason = f"{type(exc).__name__}: {exc}"
         finally:
             self.device.close()
+            self._capture_loop.close()
             if reason and not self._stopping.is_set():
                 self._loop.call_soon_threadsafe(self._set_lost, reason)
+
+    async def _capture(self, frame: rtc.AudioFrame) -> None:
+        async with asyncio.timeout(_CAPTURE_TIMEOUT):  # the SDK stopped taking audio
+            await self.source.capture_frame(frame)
 
     def _set_lost(self, reason: str) -> None:
         if not self.lost.done():

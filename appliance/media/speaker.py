@@ -16,6 +16,7 @@ from livekit import rtc
 from appliance.errors import DeviceError
 from appliance.media.audio import FRAME_SAMPLES, RATE, AudioPlayback
 from appliance.media.progress import Progress
+from appliance.media.threads import device_thread
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Speaker:
     def start(self) -> None:
         if self._factory is None or self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="speaker", daemon=True)
+        self._thread = device_thread(self._run, "speaker")
         self._thread.start()
 
     def add_track(self, track: rtc.Track) -> None:

@@ -2,16 +2,53 @@
 
 Signatures follow picamera2 (Picamera2, MappedArray, encoders.H264Encoder, outputs.Output);
 anything else is absent, so using an undocumented call fails the contract tests.
+
+With a `Replay` installed it also plays recorded media through that API at the sensor's frame
+rate (bench/media_room_bench.py): decoded I420 frames for the raw path, pre-encoded H.264 access
+units for the hardware-encoder path, so the kiosk runs exactly the code it runs on a Pi.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 import types
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+
+
+@dataclass
+class Replay:
+    """Recorded media for the fake sensor: what a real camera and its encoder would hand out.
+
+    `frames`: I420 frames, each (height * 3 // 2, width) uint8, mapped in turn by MappedArray.
+    `clip`: Annex B access units with their keyframe flags; clip[0] is a keyframe. The encoder
+    plays them in a loop and answers a forced keyframe by restarting at clip[0].
+    """
+
+    frames: list[Any] = field(default_factory=list)
+    clip: list[tuple[bytes, bool]] = field(default_factory=list)
+
+
+class FrameClock:
+    """The sensor's frame clock: deadlines at a fixed period, not sleeps that drift."""
+
+    def __init__(self, fps: float) -> None:
+        self.period = 1 / fps
+        self.due = time.monotonic()
+
+    def wait(self, stop: threading.Event | None = None) -> bool:
+        """Wait for the next frame time; False if `stop` was set meanwhile."""
+        now = time.monotonic()
+        self.due = max(self.due + self.period, now - self.period)  # never a burst after a stall
+        delay = max(0.0, self.due - now)
+        if stop is not None:
+            return not stop.wait(delay)
+        time.sleep(delay)
+        return True
 
 
 class Output:
@@ -79,7 +116,9 @@ class MappedArray:
     def __enter__(self) -> MappedArray:
         assert not self._request.released, "mapped a released request"
         cam = self._request.picam2
-        self.array = cam.buffers[self._request.index % len(cam.buffers)]
+        recorded = Picamera2.replay.frames if Picamera2.replay is not None else None
+        buffers = recorded or cam.buffers
+        self.array = buffers[self._request.index % len(buffers)]
         cam.mapped += 1
         return self
 
@@ -91,6 +130,7 @@ class Picamera2:
     cameras: ClassVar[list[dict[str, Any]]] = [{"Model": "imx708", "Num": 0, "Id": "/base/fake"}]
     opened: ClassVar[list[Picamera2]] = []
     stride_pad = 0  # extra bytes per row, like an ISP with alignment
+    replay: ClassVar[Replay | None] = None  # recorded media, paced at the frame rate
 
     @staticmethod
     def global_camera_info() -> list[dict[str, Any]]:
@@ -108,6 +148,7 @@ class Picamera2:
         self.output: Output | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._clock: FrameClock | None = None
         Picamera2.opened.append(self)
 
     def create_video_configuration(self, main: dict[str, Any] | None = None, lores: Any = None,
@@ -146,6 +187,10 @@ class Picamera2:
     def capture_request(self, wait: Any = None, signal_function: Any = None,
                         flush: Any = None) -> CompletedRequest:
         assert self.started
+        if Picamera2.replay is not None:
+            if self._clock is None:
+                self._clock = FrameClock(self.camera_config["controls"].get("FrameRate", 30.0))
+            self._clock.wait()
         self.captured += 1
         return CompletedRequest(self, self.captured)
 
@@ -170,13 +215,22 @@ class Picamera2:
 
     def _encode(self) -> None:
         assert self.camera_config is not None
-        fps = self.camera_config["controls"].get("FrameRate", 30.0)
-        n = 0
-        while not self._stop.wait(1 / fps):  # the fake sensor's frame clock
+        clock = FrameClock(self.camera_config["controls"].get("FrameRate", 30.0))
+        clip = Picamera2.replay.clip if Picamera2.replay is not None else []
+        n = at = 0
+        while clock.wait(self._stop):
             enc, out = self.encoder, self.output
             if enc is None or out is None:
                 return
             key = enc.next_is_key()
+            if clip:
+                # A forced keyframe restarts the recording at its first IDR: still a valid stream.
+                at = 0 if key else at
+                unit, key = clip[at]
+                at = (at + 1) % len(clip)
+                # Like the V4L2 encoder: the sensor timestamp of the frame, in microseconds.
+                out.outputframe(unit, key, time.monotonic_ns() // 1000)
+                continue
             nal = b"\x00\x00\x00\x01" + (b"\x67\x42" if key else b"\x41\x9a") + bytes([n % 256])
             out.outputframe(nal, key, n * 33_333)
             n += 1
@@ -206,6 +260,7 @@ def install() -> types.ModuleType:
     Picamera2.opened.clear()
     H264Encoder.instances.clear()
     Picamera2.stride_pad = 0
+    Picamera2.replay = None
     return module
 
 
