@@ -21,6 +21,7 @@ import numpy as np
 from appliance.indicators import STATUS_PATTERNS, StatusKind
 
 LED_ORDER = ("status", "mute", "camera", "quality")
+HEALTH_FIELDS = ("state", "mic", "camera")  # of the kiosk.* attributes: the `health.*` fields
 _STATUS_BY_PATTERN = {
     tuple(sorted(p.as_dict().items())): kind for kind, p in STATUS_PATTERNS.items()
 }
@@ -163,6 +164,9 @@ class View:
     status_line: str
     next_attempt: str = ""  # "in 12 s (attempt 4)" while a retry is scheduled
     processes: dict[str, int | None] = field(default_factory=dict)
+    # The kiosk's `kiosk.*` participant attributes as the double holds them: what every other
+    # participant of the room (and `appliance ops ls`) sees, not what the kiosk thinks it sent.
+    health: dict[str, str] = field(default_factory=dict)
 
 
 class Observer:
@@ -201,7 +205,12 @@ class Observer:
         }
         for name in LED_ORDER:
             fields[f"led.{name}"] = str(leds.get(name, {}).get("shape", "?"))
-        tracks = self._tracks(state, server, now)
+        me = self._me(server)
+        health = {k: str(v) for k, v in me.get("attributes", {}).items()
+                  if k.startswith("kiosk.")}
+        for name in HEALTH_FIELDS:
+            fields[f"health.{name}"] = health.get(f"kiosk.{name}", "-")
+        tracks = self._tracks(state, me, now)
         for name, _, _, rate in tracks:
             fields[f"rate.{name}"] = rate
         self._note_changes(fields, now)
@@ -214,6 +223,7 @@ class Observer:
             transitions=list(self.transitions),
             status_line=str(state.get("status", "kiosk not answering yet")),
             next_attempt=_next_attempt(state),
+            health=health,
         )
 
     def _note_changes(self, fields: dict[str, str], now: float) -> None:
@@ -239,11 +249,15 @@ class Observer:
                     self.transitions.append((at, f"{key}: {old} -> {new}"))
         self._last = dict(fields)
 
-    def _tracks(self, state: dict[str, Any], server: dict[str, Any] | None,
+    def _me(self, server: dict[str, Any] | None) -> dict[str, Any]:
+        """The kiosk's participant record at the double (empty while it is not in the room)."""
+        room: dict[str, Any] = next(iter((server or {}).get("rooms", {}).values()), {})
+        me: dict[str, Any] = room.get("participants", {}).get(self.identity, {})
+        return me
+
+    def _tracks(self, state: dict[str, Any], me: dict[str, Any],
                 now: float) -> list[tuple[str, str, str, str]]:
         at_double: dict[str, dict[str, Any]] = {}
-        room: dict[str, Any] = next(iter((server or {}).get("rooms", {}).values()), {})
-        me = room.get("participants", {}).get(self.identity, {})
         for track in me.get("tracks", []):
             at_double["microphone" if track.get("kind") == "audio" else "camera"] = track
         rows = []
