@@ -98,14 +98,13 @@ def _write_key(path: Path, key: str) -> None:
 def _keygen(args: argparse.Namespace) -> int:
     from appliance.fleet import keys
 
-    key_id, key = keys.new_device_key()
-    row = {"identity": args.identity, "room": args.room, "display_name": args.name,
-           "profile": args.profile, "key_id": key_id,
-           "key_hash": keys.hash_secret(key.split(".", 2)[2])}
+    key, row = keys.import_row(args.identity, args.room, display_name=args.name,
+                               profile=args.profile)
     _write_key(args.key_file, key)
     with args.enrol_file.open("a") as f:
         f.write(json.dumps(row) + "\n")
-    print(f"{args.identity}: key {key_id} -> {args.key_file}; import row -> {args.enrol_file}")
+    print(f"{args.identity}: key {row['key_id']} -> {args.key_file}; "
+          f"import row -> {args.enrol_file}")
     return EX_OK
 
 
