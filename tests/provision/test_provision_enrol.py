@@ -212,3 +212,20 @@ async def _token_claims(db: str, key_file: Path) -> tuple[str, str]:
     claims = api.TokenVerifier(api_key, api_secret).verify(token)
     assert claims.video is not None
     return claims.identity, claims.video.room
+
+
+def test_csv_fleet_rows_are_enrolled(image: Path, tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.csv"
+    fleet.write_text("livekit.identity,livekit.room,livekit.token\n"
+                     "kiosk-a,lobby,\nkiosk-b,hall,static-token\n")
+    out, enrol_file = tmp_path / "out", tmp_path / "enrol.jsonl"
+    assert run_cli(str(image), "--fleet", str(fleet), "--output-dir", str(out),
+                   "--enrol-file", str(enrol_file)) == 0
+    assert [(r["identity"], r["room"]) for r in rows_of(enrol_file)] == [("kiosk-a", "lobby")]
+    text = on_image(out / "kiosk-a.img", BOOT_NAME).decode()
+    assert parse_layer_text(tmp_path, text)["livekit"]["device_key_file"] == Path(KEY_PATH)
+
+
+def parse_layer_text(tmp_path: Path, text: str) -> dict[str, dict[str, object]]:
+    """The daemon's own loader on a device file read back from an image."""
+    return parse_layer(write_private(tmp_path / "read-back.toml", text))
