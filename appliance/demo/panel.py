@@ -105,6 +105,10 @@ def render(view: View, message: str = "", log_rows: int = 8) -> RenderableType:
     room.add_row("others", ", ".join(view.remotes) or "(alone)")
     room.add_row("next attempt", view.next_attempt or Text("(none scheduled)", style="dim"))
     room.add_row("speaker", _db(view.speaker_dbfs))
+    room.add_row("fleet", f"{f.get('fleet.presence', '?')}, "
+                          f"{f.get('fleet.tokens', '?')} token(s) issued to this kiosk")
+    if view.console:
+        room.add_row("console", view.console)
 
     tracks = Table(box=None, padding=(0, 2), header_style="bold")
     for column in ("track", "kiosk state", "at the test double", "rate"):

@@ -167,6 +167,7 @@ class View:
     # The kiosk's `kiosk.*` participant attributes as the double holds them: what every other
     # participant of the room (and `appliance ops ls`) sees, not what the kiosk thinks it sent.
     health: dict[str, str] = field(default_factory=dict)
+    console: str = ""  # where the fleet console is, and the demo operator's login
 
 
 class Observer:
@@ -185,7 +186,9 @@ class Observer:
         self._last: dict[str, str] = {}
         self._samples: dict[str, deque[Sample]] = {}
 
-    def fold(self, status: dict[str, Any] | None, server: dict[str, Any] | None) -> View:
+    def fold(self, status: dict[str, Any] | None, server: dict[str, Any] | None,
+             fleet: dict[str, Any] | None = None) -> View:
+        """One View; `fleet` is the kiosk's registry row (None: no fleet service, or no answer)."""
         now = time.monotonic()
         state: dict[str, Any] = (status or {}).get("state", {})
         leds: dict[str, dict[str, Any]] = (status or {}).get("leds", {})
@@ -202,6 +205,9 @@ class Observer:
             "rung": str(state.get("degradation", {}).get("label") or "configured"),
             "privacy": ("?" if "camera_privacy" not in state
                         else "on" if state["camera_privacy"] else "off"),
+            # The fleet service's view of the kiosk: tokens it issued, presence from webhooks.
+            "fleet.tokens": "?" if fleet is None else str(fleet.get("tokens_issued", 0)),
+            "fleet.presence": "?" if fleet is None else str(fleet.get("presence") or "?"),
         }
         for name in LED_ORDER:
             fields[f"led.{name}"] = str(leds.get(name, {}).get("shape", "?"))
@@ -243,7 +249,7 @@ class Observer:
             self.transitions.append((at, text))
         elif answering:
             for key in (*polled, "intent", "fault", "status", "quality", "mic", "camera",
-                        "privacy", "led.mute", "led.camera", "rung"):
+                        "privacy", "led.mute", "led.camera", "rung", "fleet.presence"):
                 old, new = self._last.get(key), fields[key]
                 if old is not None and old != new:
                     self.transitions.append((at, f"{key}: {old} -> {new}"))

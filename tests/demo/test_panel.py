@@ -118,7 +118,7 @@ def test_transitions_fill_the_free_rows_of_the_terminal() -> None:
         lines = console.export_text().splitlines()
         assert len(lines) == height  # every row used, none beyond the screen
         shown = [line for line in lines if " s  fault: " in line or " s  status: " in line]
-        assert len(shown) == min(len(view.transitions), height - 28)  # 28 rows of the rest
+        assert len(shown) == min(len(view.transitions), height - 29)  # 29 rows of the rest
         assert newest in shown[-1]
     few = Observer("kiosk-demo", silent).fold(reply(WAITING), None)
     console = Console(width=120, height=50, record=True, color_system=None)
