@@ -1,4 +1,4 @@
-"""What a participant asked to receive: auto-subscribe and UpdateSubscription, as LiveKit does it."""
+"""What a participant asked to receive: auto-subscribe and UpdateSubscription, as in LiveKit."""
 
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ async def played_tone(speaker: Any, spk: Path, frames: int = 200) -> float | Non
     """Dominant frequency of the last second the speaker wrote, after `frames` more frames."""
     async with asyncio.timeout(15):
         await speaker.played.reached(speaker.played.count + frames)
-    played = np.frombuffer(spk.read_bytes(), dtype="<i2")
+    played = np.frombuffer(await asyncio.to_thread(spk.read_bytes), dtype="<i2")
     return dominant_frequency(played[-48000:], 48000)
 
 
