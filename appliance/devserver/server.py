@@ -257,6 +257,10 @@ class DevServer:
                 p.identity: {"sid": p.sid, "connected": p.connected, "resumes": p.resumes,
                              "quality": models.ConnectionQuality.Name(p.quality),
                              "attributes": dict(p.attributes),
+                             "auto_subscribe": p.subscriptions.auto,
+                             "subscribed": [{"sid": t.sid, "kind": t.kind,
+                                             "publisher": t.owner.identity}
+                                            for t in p.subscriptions.forwarded()],
                              "tracks": [track(t) for t in p.tracks.values()]}
                 for p in r.participants.values()}}
             for name, r in self.hub.rooms.items()}}
