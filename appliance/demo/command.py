@@ -25,8 +25,10 @@ def register(subparsers: Any) -> None:
         "demo",
         help="the whole kiosk, simulated, against a local LiveKit test double",
         description="Starts the LiveKit test double with a far-end participant (tone + test "
-        "pattern) and a kiosk with simulated camera, microphone, speaker and GPIO, then shows "
-        "a live panel. Keys press the buttons and inject faults.",
+        "pattern), the fleet service with the kiosk enrolled (its console and a login are on "
+        "the panel) and a kiosk with simulated camera, microphone, speaker and GPIO that gets "
+        "its tokens from the fleet service, then shows a live panel. Keys press the buttons and "
+        "inject faults.",
     )
     parser.add_argument("--script", type=Path, metavar="FILE",
                         help="replay presses, faults and expectations from FILE without a "

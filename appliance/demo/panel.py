@@ -19,8 +19,13 @@ RICH_COLOURS = {"white": "bright_white", "red": "red1", "amber": "orange1", "gre
 KEY_HELP = (
     "[m] mute  [M] camera privacy (long mute)  [l] leave/join  [L] forced rejoin (long leave)  "
     "[d] drop signalling  [s] server down 70 s  [a] 401s for 30 s  [p] poor / [g] good quality  "
-    "[b] media black-hole on/off  [c] camera unplug/replug  [f] far end leave/join  [q] quit"
+    "[b] media black-hole on/off  [c] camera unplug/replug  [f] far end leave/join  "
+    "[i] identify (appliance ops)  [q] quit"
 )
+# The health attributes first in this order, any others after them, sorted.
+HEALTH_ORDER = ("state", "fault", "mic", "camera", "camera_rung", "quality", "crashes",
+                "remote_unmutes_refused", "version", "profile", "started", "temp_c", "throttled")
+HEALTH_PER_ROW = 4
 
 
 def lit(pattern: dict[str, Any], now: float) -> float:
@@ -60,6 +65,23 @@ def _db(value: float) -> str:
     return f"{'█' * bars}{'·' * (20 - bars)} {value:5.1f} dBFS"
 
 
+def health_grid(health: dict[str, str]) -> RenderableType:
+    """The kiosk's `kiosk.*` attributes as name/value pairs, HEALTH_PER_ROW pairs a row."""
+    if not health:
+        return Text("(none at the server: the kiosk is not in the room)", style="dim")
+    names = {k.removeprefix("kiosk."): v for k, v in health.items()}
+    order = [n for n in HEALTH_ORDER if n in names] + sorted(set(names) - set(HEALTH_ORDER))
+    grid = Table.grid(padding=(0, 2))
+    for _ in range(HEALTH_PER_ROW):
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(no_wrap=True, overflow="ellipsis")
+    for at in range(0, len(order), HEALTH_PER_ROW):
+        row = order[at:at + HEALTH_PER_ROW]
+        cells = [cell for name in row for cell in (name, names[name])]
+        grid.add_row(*cells, *[""] * (2 * HEALTH_PER_ROW - len(cells)))
+    return grid
+
+
 def fit(console: Console, view: View, message: str = "") -> RenderableType:
     """The panel, its transitions box grown to fill the rows the terminal has left."""
     used = len(console.render_lines(render(view, message, log_rows=1), console.options,
@@ -83,6 +105,10 @@ def render(view: View, message: str = "", log_rows: int = 8) -> RenderableType:
     room.add_row("others", ", ".join(view.remotes) or "(alone)")
     room.add_row("next attempt", view.next_attempt or Text("(none scheduled)", style="dim"))
     room.add_row("speaker", _db(view.speaker_dbfs))
+    room.add_row("fleet", f"{f.get('fleet.presence', '?')}, "
+                          f"{f.get('fleet.tokens', '?')} token(s) issued to this kiosk")
+    if view.console:
+        room.add_row("console", view.console)
 
     tracks = Table(box=None, padding=(0, 2), header_style="bold")
     for column in ("track", "kiosk state", "at the test double", "rate"):
@@ -105,6 +131,8 @@ def render(view: View, message: str = "", log_rows: int = 8) -> RenderableType:
         Panel(leds, title="LEDs", border_style="grey50"),
         Panel(room, title=view.status_line, border_style="grey50"),
         Panel(tracks, title="tracks", border_style="grey50"),
+        Panel(health_grid(view.health), border_style="grey50",
+              title="health attributes, as the room sees them (kiosk.* at the server)"),
         Panel(log, title="last transitions", border_style="grey50"),
         Text(message, style="yellow") if message else Text(""),
         Text(KEY_HELP, style="dim"),

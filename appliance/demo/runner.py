@@ -161,8 +161,14 @@ async def _snapshot(world: DemoWorld, observer: Observer) -> View:
         server = await world.server_state()
     except DemoError:
         server = None
-    view = observer.fold(status, server)
+    fleet: dict[str, Any] | None
+    try:
+        fleet = await world.fleet_device()
+    except DemoError:
+        fleet = None
+    view = observer.fold(status, server, fleet)
     view.processes = world.processes()
+    view.console = world.console_line if world.phase == "ready" else ""
     return view
 
 
@@ -189,6 +195,7 @@ async def _replay(world: DemoWorld, observer: Observer, steps: list[Step],
             last_line, last_print = body, loop.time()
 
     print("# processes: " + " ".join(world.processes()), flush=True)
+    print(f"# console: {world.console_line}", flush=True)
     show(await _snapshot(world, observer), force=True)
     for step in steps:
         print(f"# {step}", flush=True)

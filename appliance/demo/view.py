@@ -21,6 +21,7 @@ import numpy as np
 from appliance.indicators import STATUS_PATTERNS, StatusKind
 
 LED_ORDER = ("status", "mute", "camera", "quality")
+HEALTH_FIELDS = ("state", "mic", "camera")  # of the kiosk.* attributes: the `health.*` fields
 _STATUS_BY_PATTERN = {
     tuple(sorted(p.as_dict().items())): kind for kind, p in STATUS_PATTERNS.items()
 }
@@ -163,6 +164,10 @@ class View:
     status_line: str
     next_attempt: str = ""  # "in 12 s (attempt 4)" while a retry is scheduled
     processes: dict[str, int | None] = field(default_factory=dict)
+    # The kiosk's `kiosk.*` participant attributes as the double holds them: what every other
+    # participant of the room (and `appliance ops ls`) sees, not what the kiosk thinks it sent.
+    health: dict[str, str] = field(default_factory=dict)
+    console: str = ""  # where the fleet console is, and the demo operator's login
 
 
 class Observer:
@@ -181,7 +186,9 @@ class Observer:
         self._last: dict[str, str] = {}
         self._samples: dict[str, deque[Sample]] = {}
 
-    def fold(self, status: dict[str, Any] | None, server: dict[str, Any] | None) -> View:
+    def fold(self, status: dict[str, Any] | None, server: dict[str, Any] | None,
+             fleet: dict[str, Any] | None = None) -> View:
+        """One View; `fleet` is the kiosk's registry row (None: no fleet service, or no answer)."""
         now = time.monotonic()
         state: dict[str, Any] = (status or {}).get("state", {})
         leds: dict[str, dict[str, Any]] = (status or {}).get("leds", {})
@@ -198,10 +205,18 @@ class Observer:
             "rung": str(state.get("degradation", {}).get("label") or "configured"),
             "privacy": ("?" if "camera_privacy" not in state
                         else "on" if state["camera_privacy"] else "off"),
+            # The fleet service's view of the kiosk: tokens it issued, presence from webhooks.
+            "fleet.tokens": "?" if fleet is None else str(fleet.get("tokens_issued", 0)),
+            "fleet.presence": "?" if fleet is None else str(fleet.get("presence") or "?"),
         }
         for name in LED_ORDER:
             fields[f"led.{name}"] = str(leds.get(name, {}).get("shape", "?"))
-        tracks = self._tracks(state, server, now)
+        me = self._me(server)
+        health = {k: str(v) for k, v in me.get("attributes", {}).items()
+                  if k.startswith("kiosk.")}
+        for name in HEALTH_FIELDS:
+            fields[f"health.{name}"] = health.get(f"kiosk.{name}", "-")
+        tracks = self._tracks(state, me, now)
         for name, _, _, rate in tracks:
             fields[f"rate.{name}"] = rate
         self._note_changes(fields, now)
@@ -214,6 +229,7 @@ class Observer:
             transitions=list(self.transitions),
             status_line=str(state.get("status", "kiosk not answering yet")),
             next_attempt=_next_attempt(state),
+            health=health,
         )
 
     def _note_changes(self, fields: dict[str, str], now: float) -> None:
@@ -233,17 +249,21 @@ class Observer:
             self.transitions.append((at, text))
         elif answering:
             for key in (*polled, "intent", "fault", "status", "quality", "mic", "camera",
-                        "privacy", "led.mute", "led.camera", "rung"):
+                        "privacy", "led.mute", "led.camera", "rung", "fleet.presence"):
                 old, new = self._last.get(key), fields[key]
                 if old is not None and old != new:
                     self.transitions.append((at, f"{key}: {old} -> {new}"))
         self._last = dict(fields)
 
-    def _tracks(self, state: dict[str, Any], server: dict[str, Any] | None,
+    def _me(self, server: dict[str, Any] | None) -> dict[str, Any]:
+        """The kiosk's participant record at the double (empty while it is not in the room)."""
+        room: dict[str, Any] = next(iter((server or {}).get("rooms", {}).values()), {})
+        me: dict[str, Any] = room.get("participants", {}).get(self.identity, {})
+        return me
+
+    def _tracks(self, state: dict[str, Any], me: dict[str, Any],
                 now: float) -> list[tuple[str, str, str, str]]:
         at_double: dict[str, dict[str, Any]] = {}
-        room: dict[str, Any] = next(iter((server or {}).get("rooms", {}).values()), {})
-        me = room.get("participants", {}).get(self.identity, {})
         for track in me.get("tracks", []):
             at_double["microphone" if track.get("kind") == "audio" else "camera"] = track
         rows = []

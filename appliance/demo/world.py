@@ -1,20 +1,24 @@
-"""The demo's process tree: the test double and a simulated kiosk, driven through their controls."""
+"""The demo's process tree: the test double, the fleet service and a simulated kiosk."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import ctypes
+import http.cookiejar
 import json
 import logging
 import math
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,7 @@ from typing import Any
 
 from appliance.control import MAX_HOLD, ControlError
 from appliance.control.command import request as control_request
+from appliance.demo.hostsocket import FD_ENV, PORT_ENV
 from appliance.demo.view import SpeakerMeter
 from appliance.errors import ApplianceError
 
@@ -32,6 +37,7 @@ SPEAKER_PCM = "demo_speaker"
 ROOM = "demo"
 KIOSK = "kiosk-demo"
 FAR_END = "far-end"
+OPERATOR = "demo"  # the console's demo operator; its password is made afresh for every run
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 6.0  # the daemon promises exit within 5 s of SIGTERM
 
@@ -83,17 +89,42 @@ class Layout:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def fleet_db(self) -> str:
+        return f"sqlite:///{self.root / 'fleet.db'}"
+
+
+def _host_console() -> tuple[int, int] | None:
+    """(fd, port) of the host-side console socket `scripts/demo` opened, if there is one."""
+    try:
+        fd, port = int(os.environ[FD_ENV]), int(os.environ[PORT_ENV])
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            if sock.type != socket.SOCK_STREAM:
+                return None
+    except (KeyError, ValueError, OSError):
+        return None
+    return fd, port
+
 
 class DemoWorld:
-    """Starts the double (with its far-end participant) and the kiosk; stops both on exit."""
+    """Starts the double (with its far end), the fleet service and the kiosk; stops all on exit.
+
+    The kiosk is enrolled in the fleet service (SQLite in the demo's folder) and gets its tokens
+    from the service's token endpoint; the double sends its webhooks to the service, and the
+    service reads presence from the double's RoomService, as with a real LiveKit server.
+    """
 
     def __init__(self, *, camera_size: tuple[int, int] = (640, 480), fps: int = 15) -> None:
         self.layout = Layout(Path(tempfile.mkdtemp(prefix="appliance-demo-")))
         self.port = _free_port()
         self.control_port = _free_port()
+        self.fleet_port = _free_port()
+        self.operator_password = secrets.token_urlsafe(9)
+        self._host_console = _host_console()
+        self._fleet_http: urllib.request.OpenerDirector | None = None  # logged in as OPERATOR
+        self._operator_set = False  # no login attempts (audit rows) before the operator exists
         self.camera_size = camera_size
         self.fps = fps
-        self._device_key = os.urandom(18).hex()
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._closed = False
         self.speaker: SpeakerMeter | None = None
@@ -104,6 +135,24 @@ class DemoWorld:
     def control_url(self) -> str:
         return f"http://127.0.0.1:{self.control_port}/control"
 
+    @property
+    def fleet_url(self) -> str:
+        return f"http://127.0.0.1:{self.fleet_port}"
+
+    @property
+    def console_url(self) -> str:
+        """Where a browser finds the console: the host's loopback when scripts/demo opened it."""
+        if self._host_console is not None:
+            return f"http://127.0.0.1:{self._host_console[1]}/"
+        return f"{self.fleet_url}/"
+
+    @property
+    def console_line(self) -> str:
+        where = ("" if self._host_console is not None or os.environ.get("APPLIANCE_NETNS") != "1"
+                 else " (inside the demo's network namespace)")
+        return (f"{self.console_url}{where}  operator {OPERATOR!r}, "
+                f"password {self.operator_password!r}")
+
     async def __aenter__(self) -> DemoWorld:
         return self  # start() is separate, so the panel can show the start-up itself
 
@@ -111,17 +160,45 @@ class DemoWorld:
         await self.aclose()
 
     async def start(self) -> None:
-        """Start the double, its far end and the kiosk; `aclose` stops whatever was started."""
+        """Start the double, the fleet service, the far end and the kiosk.
+
+        `aclose` stops whatever was started.
+        """
+        from appliance.devserver.auth import DEV_API_KEY, DEV_API_SECRET
+
         self.layout.logs.mkdir(parents=True)
-        self.phase = "starting the LiveKit test double"
+        self.phase = "starting the LiveKit test double and the fleet service"
         await self._spawn(
             "devserver", "devserver", "--port", str(self.port),
             "--control-port", str(self.control_port),
-            "--device-key", f"{KIOSK}={self._device_key}",
+            "--webhook", f"{self.fleet_url}/webhook",
         )
-        await self._until(self._server_ready, "the test double to answer")
-        self.phase = "adding the far-end participant (1 kHz tone, test pattern)"
-        await self.fault("far-end", room=ROOM, identity=FAR_END, tone_hz=1000.0, video=True)
+        # While the double loads: the registry, as an operator sets it up (`appliance fleet`).
+        await self._fleet_cli("enrol", KIOSK, "--room", ROOM, "--name", "Demo kiosk",
+                              "--key-file", str(self.layout.device_key))
+        # The console's operator is added while the service starts (the schema exists by now).
+        operator = asyncio.create_task(self._fleet_cli("operator", OPERATOR))
+        try:
+            serve = ["--host", "127.0.0.1", "--port", str(self.fleet_port),
+                     "--poll-interval", "2"]
+            fds: tuple[int, ...] = ()
+            if self._host_console is not None:
+                serve += ["--listen-fd", str(self._host_console[0])]
+                fds = (self._host_console[0],)
+            await self._spawn("fleet", "fleet", "--db", self.layout.fleet_db, "serve", *serve,
+                              env={"LIVEKIT_URL": f"ws://127.0.0.1:{self.port}",
+                                   "LIVEKIT_API_KEY": DEV_API_KEY,
+                                   "LIVEKIT_API_SECRET": DEV_API_SECRET}, pass_fds=fds)
+            await self._until(self._server_ready, "the test double to answer")
+            self.phase = "adding the far-end participant (1 kHz tone, test pattern)"
+            await self.fault("far-end", room=ROOM, identity=FAR_END, tone_hz=1000.0, video=True)
+            self.phase = "waiting for the fleet service"
+            await self._until(self._fleet_ready, "the fleet service to answer")
+            await operator
+        finally:
+            operator.cancel()
+            await asyncio.gather(operator, return_exceptions=True)
+        self._operator_set = True
         self._write_kiosk_config()
         self.speaker = SpeakerMeter.open(self.layout.speaker)  # reader first: see SpeakerMeter
         self.phase = "starting the kiosk (loading the LiveKit SDK takes a few seconds)"
@@ -131,8 +208,6 @@ class DemoWorld:
         self.phase = "ready"
 
     def _write_kiosk_config(self) -> None:
-        self.layout.device_key.write_text(self._device_key + "\n")
-        self.layout.device_key.chmod(0o600)
         (self.layout.root / "device.toml").write_text(f'[livekit]\nidentity = "{KIOSK}"\n')
         width, height = self.camera_size
         self.layout.config.write_text(
@@ -141,7 +216,7 @@ class DemoWorld:
             f'url = "ws://127.0.0.1:{self.port}"\n'
             f'room = "{ROOM}"\n'
             'name = "Demo kiosk"\n'
-            f'token_url = "http://127.0.0.1:{self.port}/token"\n'
+            f'token_url = "{self.fleet_url}/token"\n'
             f'device_key_file = "{self.layout.device_key}"\n'
             "[camera]\n"
             f'backend = "test"\nwidth = {width}\nheight = {height}\nfps = {self.fps}\n'
@@ -160,18 +235,30 @@ class DemoWorld:
             'format "raw" }\n'
         )
 
-    async def _spawn(self, name: str, *args: str) -> None:
-        log_file = (self.layout.logs / f"{name}.log").open("wb")
+    async def _spawn(self, name: str, *args: str, env: dict[str, str] | None = None,
+                     pass_fds: tuple[int, ...] = ()) -> None:
+        self._procs[name] = await self._exec(name, args, env or {}, pass_fds)
+
+    async def _exec(self, name: str, args: tuple[str, ...], env: dict[str, str],
+                    pass_fds: tuple[int, ...] = ()) -> asyncio.subprocess.Process:
+        log_file = (self.layout.logs / f"{name}.log").open("ab")
         try:
-            proc = await asyncio.create_subprocess_exec(
+            return await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "appliance", *args,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                env={**os.environ, "ALSA_CONFIG_PATH": str(self.layout.alsa_conf)},
-                preexec_fn=_die_with_parent,
+                env={**os.environ, "ALSA_CONFIG_PATH": str(self.layout.alsa_conf), **env},
+                preexec_fn=_die_with_parent, pass_fds=pass_fds,
             )
         finally:
             log_file.close()
-        self._procs[name] = proc
+
+    async def _fleet_cli(self, *args: str) -> None:
+        """One `appliance fleet` command on the demo's registry, run to its end."""
+        proc = await self._exec("fleet-setup", ("fleet", "--db", self.layout.fleet_db, *args),
+                                {"FLEET_OPERATOR_PASSWORD": self.operator_password})
+        if await proc.wait() != 0:
+            raise DemoError(f"`appliance fleet {args[0]}` exited with status {proc.returncode}; "
+                            f"its log:\n{self.log_tail('fleet-setup')}")
 
     async def _until(self, probe: Any, what: str) -> None:
         loop = asyncio.get_running_loop()
@@ -196,6 +283,16 @@ class DemoWorld:
         except DemoError:
             return False
         return True
+
+    async def _fleet_ready(self) -> bool:
+        def call() -> bool:
+            try:
+                with urllib.request.urlopen(f"{self.fleet_url}/healthz", timeout=5.0) as resp:
+                    return bool(resp.status == 200)
+            except OSError:
+                return False
+
+        return await asyncio.to_thread(call)
 
     async def _kiosk_ready(self) -> bool:
         try:
@@ -282,6 +379,51 @@ class DemoWorld:
 
         return await asyncio.to_thread(call)
 
+    async def fleet_device(self) -> dict[str, Any]:
+        """The demo kiosk's registry row, read through the console's API as the demo operator."""
+        if not self._operator_set:
+            raise DemoError("the fleet service is not set up yet")
+        rows = await asyncio.to_thread(self._fleet_devices)
+        for row in rows:
+            if row.get("identity") == KIOSK:
+                return row
+        raise DemoError(f"{KIOSK} is not enrolled in the fleet service")
+
+    def _fleet_devices(self) -> list[dict[str, Any]]:
+        for attempt in (1, 2):
+            if self._fleet_http is None:
+                self._fleet_http = self._fleet_login()
+            try:
+                with self._fleet_http.open(f"{self.fleet_url}/api/devices", timeout=5.0) as r:
+                    rows: list[dict[str, Any]] = json.loads(r.read())
+                    return rows
+            except urllib.error.HTTPError as exc:
+                if exc.code != 401 or attempt == 2:
+                    raise DemoError(f"fleet service: GET /api/devices: {exc.code}") from None
+                self._fleet_http = None  # the session ended: log in again
+            except (OSError, ValueError) as exc:
+                raise DemoError(f"fleet service unreachable: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _fleet_login(self) -> urllib.request.OpenerDirector:
+        """Log in as a browser does: the login form's CSRF token, then the session cookie."""
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        try:
+            with opener.open(f"{self.fleet_url}/login", timeout=5.0) as r:
+                page = r.read().decode()
+            found = re.search(r'name="csrf" value="([^"]+)"', page)
+            if found is None:
+                raise DemoError("fleet service: the login page has no CSRF token")
+            form = urllib.parse.urlencode({"name": OPERATOR, "password": self.operator_password,
+                                           "csrf": found.group(1)}).encode()
+            with opener.open(f"{self.fleet_url}/login", data=form, timeout=5.0) as r:
+                if "failed" in r.url:
+                    raise DemoError("fleet service refused the demo operator's login")
+        except (OSError, ValueError) as exc:
+            raise DemoError(f"fleet service unreachable: {exc}") from None
+        return opener
+
     def speaker_level(self) -> float:
         """dBFS of what the kiosk played in the last 100 ms (-inf: silence or no speaker yet)."""
         return self.speaker.read() if self.speaker is not None else -math.inf
@@ -295,7 +437,7 @@ class DemoWorld:
         if self._closed:
             return
         self._closed = True
-        for name in ("kiosk", "devserver"):
+        for name in ("kiosk", "devserver", "fleet"):
             proc = self._procs.get(name)
             if proc is None or proc.returncode is not None:
                 continue

@@ -27,6 +27,9 @@ leave records), `wait_for(predicate, timeout, what)`, `add_far_end()`, `remove_f
 `snapshot()`. TrackStats: `packets`, `decoded_frames`, `audio.frames`, `audio.dominant_hz`
 (last second), `video.frames`, `video.width`/`height`, `video.stamped_frames`, `video.gaps`,
 `video.out_of_order`, `video.latency_ms` (median capture-to-decode of stamped frames).
+Subscriptions as LiveKit keeps them (subscriptions.py): `participant(room, identity)
+.subscriptions` has `auto` (the client's auto_subscribe), `wanted` (track sids) and
+`forwarded()` (the PublishedTracks being sent to it now).
 
 LiveKit's server side: Twirp RoomService at `/twirp/livekit.RoomService/*` (roomservice.py;
 `srv.api_token(room=, room_create=, room_list=, room_admin=)` mints an API token), data packets

@@ -138,7 +138,9 @@ def token_routes(server: DevServer) -> list[web.RouteDef]:
         if missing:
             return web.json_response(
                 {"error": f"missing or empty field(s): {', '.join(missing)}"}, status=400)
-        jwt = server.mint_token(body["identity"], body["room"])
+        # The grants the fleet's token endpoint gives (appliance.fleet.livekit): a kiosk
+        # publishes its health as participant attributes.
+        jwt = server.mint_token(body["identity"], body["room"], can_update_own_metadata=True)
         log.info("token for %s in %s (device %s)", body["identity"], body["room"], device)
         return web.json_response({"token": jwt, "url": server.url})
 

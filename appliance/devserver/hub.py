@@ -20,6 +20,7 @@ from appliance.devserver import auth
 from appliance.devserver.faults import Faults
 from appliance.devserver.model import PublishedTrack, Room, server_info
 from appliance.devserver.participant import Participant
+from appliance.devserver.subscriptions import auto_subscribe_from_query
 from appliance.devserver.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,15 @@ class ConnectRequest:
     reconnect: bool
     participant_sid: str
     publisher_offer: rtc.SessionDescription | None
+    auto_subscribe: bool = True
 
 
 def parse_connect(path_v1: bool, query: dict[str, str]) -> ConnectRequest:
     """Decode the query of /rtc or /rtc/v1; raise AuthFailure(400) for a malformed one."""
     if not path_v1:
         return ConnectRequest(single_pc=False, reconnect=query.get("reconnect") in ("1", "true"),
-                              participant_sid=query.get("sid", ""), publisher_offer=None)
+                              participant_sid=query.get("sid", ""), publisher_offer=None,
+                              auto_subscribe=auto_subscribe_from_query(query))
     raw = query.get("join_request")
     if not raw:
         raise auth.AuthFailure(400, "join_request is required")
@@ -65,8 +68,10 @@ def parse_connect(path_v1: bool, query: dict[str, str]) -> ConnectRequest:
         raise auth.AuthFailure(400, f"cannot decode join request: {exc}") from exc
     has_offer = join.HasField("publisher_offer") and bool(join.publisher_offer.sdp)
     offer = join.publisher_offer if has_offer else None
+    # As LiveKit: the join request's connection settings say it (absent: off).
     return ConnectRequest(single_pc=True, reconnect=join.reconnect,
-                          participant_sid=join.participant_sid, publisher_offer=offer)
+                          participant_sid=join.participant_sid, publisher_offer=offer,
+                          auto_subscribe=join.connection_settings.auto_subscribe)
 
 
 class Hub:
@@ -165,7 +170,8 @@ class Hub:
                                   can_publish=grant.can_publish, can_subscribe=grant.can_subscribe,
                                   can_publish_data=grant.can_publish_data,
                                   can_update_metadata=grant.can_update_metadata,
-                                  metadata=grant.metadata, attributes=dict(grant.attributes))
+                                  metadata=grant.metadata, attributes=dict(grant.attributes),
+                                  auto_subscribe=req.auto_subscribe)
         self.add_participant(participant)
         participant.attach(ws)
         join = rtc.JoinResponse(
@@ -189,7 +195,7 @@ class Hub:
         await self.announce(participant)
         ready = [t for p in room.others(participant) for t in p.tracks.values() if t.ready]
         for track in ready:
-            await participant.forward(track, request_section=req.publisher_offer is None)
+            await participant.offer(track, request_section=req.publisher_offer is None)
         if req.publisher_offer is not None:
             await participant.handle(rtc.SignalRequest(offer=req.publisher_offer))
             await participant.request_missing_sections()
@@ -309,12 +315,12 @@ class Hub:
         self.notify()
 
     async def track_ready(self, track: PublishedTrack) -> None:
-        """Media of a published track is available: forward it to everyone else."""
+        """Media of a published track is available: forward it to everyone who wants it."""
         room = track.owner.room
         self.webhooks.emit("track_published", room=room.to_proto(),
                            participant=track.owner.info(), track=track.info)
         for other in track.owner.room.others(track.owner):
-            await other.forward(track)
+            await other.offer(track)
         self.notify()
 
     async def remove(self, participant: Participant, reason: models.DisconnectReason) -> None:

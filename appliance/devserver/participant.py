@@ -19,6 +19,7 @@ from appliance.devserver.media import Fanout, ForwardTrack
 from appliance.devserver.model import PublishedTrack, Room, new_sid, track_info_from_request
 from appliance.devserver.outbox import Outbox
 from appliance.devserver.stats import TrackStats
+from appliance.devserver.subscriptions import Subscriptions
 
 if TYPE_CHECKING:
     from appliance.devserver.hub import Hub
@@ -51,7 +52,8 @@ class Participant:
     def __init__(self, hub: Hub, room: Room, identity: str, name: str, *, single_pc: bool,
                  can_publish: bool = True, can_subscribe: bool = True,
                  can_publish_data: bool = True, can_update_metadata: bool = False,
-                 metadata: str = "", attributes: dict[str, str] | None = None) -> None:
+                 metadata: str = "", attributes: dict[str, str] | None = None,
+                 auto_subscribe: bool = True) -> None:
         self.hub = hub
         self.room = room
         self.identity = identity
@@ -86,6 +88,7 @@ class Participant:
         self._outbox = Outbox(identity, lambda: hub.faults.wait_unfrozen(identity))
         self.far_end = False  # a built-in far end (no socket, generated media)
         self.data = DataChannels(self)
+        self.subscriptions = Subscriptions(self, auto=auto_subscribe)
         self.refused_updates = 0  # UpdateParticipantMetadata refused for want of the grant
         self.was_active = False  # a peer connection reached "connected" at least once
         self.quality_forced = False  # a fault set `quality`: the periodic grading leaves it
@@ -171,8 +174,11 @@ class Participant:
             await self.hub.remove(self, models.CLIENT_INITIATED)
         elif kind == "update_metadata":
             await self._on_update_metadata(req.update_metadata)
+        elif kind == "subscription":
+            await self.subscriptions.update(req.subscription)
         elif kind == "sync_state":
             log.debug("%s: sync state after resume", self.identity)
+            await self.subscriptions.update(req.sync_state.subscription)
         else:
             log.debug("%s: ignoring %s", self.identity, kind)
 
@@ -311,6 +317,11 @@ class Participant:
 
     # ----- subscribing -----------------------------------------------------------------------
 
+    async def offer(self, track: PublishedTrack, *, request_section: bool = True) -> None:
+        """Another participant's track has media: forward it if this one wants it."""
+        if self.subscriptions.offered(track):
+            await self.forward(track, request_section=request_section)
+
     async def forward(self, track: PublishedTrack, *, request_section: bool = True) -> None:
         """Start sending another participant's track to this one."""
         if not self.can_subscribe or track.sid in self.outgoing or track.fanout is None:
@@ -374,7 +385,8 @@ class Participant:
         return mapping
 
     async def drop_outgoing(self, sid: str) -> None:
-        """Stop forwarding a track that ended; its section is never reused."""
+        """Stop forwarding a track (ended, or unsubscribed); its section is never reused."""
+        self.subscriptions.wanted.discard(sid)
         out = self.outgoing.pop(sid, None)
         if out is None:
             return

@@ -238,7 +238,7 @@ class DevServer:
         return True
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-able view of rooms, participants, tracks and their figures."""
+        """JSON-able view of rooms, participants (with their attributes), tracks, figures."""
         def track(t: Any) -> dict[str, Any]:
             s: TrackStats = t.stats
             out: dict[str, Any] = {"sid": t.sid, "kind": t.kind, "muted": t.muted,
@@ -256,6 +256,11 @@ class DevServer:
             name: {"sid": r.sid, "participants": {
                 p.identity: {"sid": p.sid, "connected": p.connected, "resumes": p.resumes,
                              "quality": models.ConnectionQuality.Name(p.quality),
+                             "attributes": dict(p.attributes),
+                             "auto_subscribe": p.subscriptions.auto,
+                             "subscribed": [{"sid": t.sid, "kind": t.kind,
+                                             "publisher": t.owner.identity}
+                                            for t in p.subscriptions.forwarded()],
                              "tracks": [track(t) for t in p.tracks.values()]}
                 for p in r.participants.values()}}
             for name, r in self.hub.rooms.items()}}

@@ -48,6 +48,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--poll-interval", type=float, default=3.0)
     serve.add_argument("--secure-cookies", action="store_true",
                        help="mark cookies Secure (behind HTTPS)")
+    serve.add_argument("--listen-fd", type=int, metavar="FD",
+                       help="also serve on this inherited listening socket (`appliance demo` "
+                            "hands in one on the host's loopback from its private network "
+                            "namespace)")
     enrol = sub.add_parser("enrol", help="enrol a device; writes its key to --key-file (0600)")
     keygen = sub.add_parser("keygen", help="offline: make a device key and an import row "
                                            "(for `appliance fleet import`), no database")
@@ -98,14 +102,13 @@ def _write_key(path: Path, key: str) -> None:
 def _keygen(args: argparse.Namespace) -> int:
     from appliance.fleet import keys
 
-    key_id, key = keys.new_device_key()
-    row = {"identity": args.identity, "room": args.room, "display_name": args.name,
-           "profile": args.profile, "key_id": key_id,
-           "key_hash": keys.hash_secret(key.split(".", 2)[2])}
+    key, row = keys.import_row(args.identity, args.room, display_name=args.name,
+                               profile=args.profile)
     _write_key(args.key_file, key)
     with args.enrol_file.open("a") as f:
         f.write(json.dumps(row) + "\n")
-    print(f"{args.identity}: key {key_id} -> {args.key_file}; import row -> {args.enrol_file}")
+    print(f"{args.identity}: key {row['key_id']} -> {args.key_file}; "
+          f"import row -> {args.enrol_file}")
     return EX_OK
 
 
@@ -232,6 +235,17 @@ async def _serve(args: argparse.Namespace, store: Any) -> int:
     runner = web.AppRunner(service.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
+    if args.listen_fd is not None:
+        import socket
+
+        try:
+            inherited = socket.socket(fileno=args.listen_fd)
+        except OSError as exc:
+            await runner.cleanup()
+            print(f"appliance fleet serve: --listen-fd {args.listen_fd}: not a socket "
+                  f"({exc.strerror})", file=sys.stderr)
+            return EX_USAGE
+        await web.SockSite(runner, inherited).start()
     print(f"fleet service on http://{args.host}:{args.port}/ (database {store.dialect}); "
           f"token endpoint /token, webhooks /webhook", flush=True)
     try:

@@ -39,6 +39,18 @@ def new_device_key() -> tuple[str, str]:
     return key_id, f"{KEY_VERSION}.{key_id}.{secrets.token_urlsafe(32)}"
 
 
+def import_row(identity: str, room: str, *, display_name: str = "",
+               profile: str = "") -> tuple[str, dict[str, str]]:
+    """A fresh device key and its row for `appliance fleet import` (key id and hash, never the key).
+
+    `appliance fleet keygen` and `appliance provision --enrol-file` both make keys here.
+    """
+    key_id, key = new_device_key()
+    row = {"identity": identity, "room": room, "display_name": display_name,
+           "profile": profile, "key_id": key_id, "key_hash": hash_secret(key.split(".", 2)[2])}
+    return key, row
+
+
 def split_key(key: str) -> tuple[str, str] | None:
     """(key id, secret) of a well-formed device key, else None."""
     m = _KEY.match(key.strip())

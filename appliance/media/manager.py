@@ -193,6 +193,12 @@ class MediaManager:
 
     # appliance.rtc.livekit.RemoteTrackSink (called on the event loop by the link)
 
+    def plays_remote_audio(self) -> bool:
+        # A configured speaker that is missing now (USB plugged in later) still counts: the
+        # Speaker keeps trying to open it.
+        return self._over.speaker is not None or (
+            self._over.use_config_devices and self.cfg.speaker.backend != "none")
+
     def remote_track_subscribed(self, identity: str, track: rtc.RemoteTrack) -> None:
         self.add_remote_audio(track)
 

@@ -9,10 +9,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from appliance.errors import ConfigError
-from appliance.provision import fatimage
+from appliance.provision import enrol, fatimage
 from appliance.provision.bmap import BmapError, mapped_extents, update_region
 from appliance.provision.devices import DeviceFile, load_device_file, load_fleet
 
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 EX_OK = 0
 EX_USAGE = 64
 EX_DATAERR = 65  # the image is not what we expected
+EX_CANTCREAT = 73
 EX_CONFIG = 78
 BOOT_NAME = "appliance.toml"
 WIFI_NAME = "wpa_supplicant.conf"
@@ -41,6 +42,8 @@ def register(subparsers: Any) -> None:
             "  appliance provision kiosk.img kiosk-07.toml\n"
             "  appliance provision kiosk.img --fleet devices/ --output-dir out/\n"
             "  appliance provision kiosk.img --fleet devices.csv --output-dir out/\n"
+            "  appliance provision kiosk.img --fleet devices/ --output-dir out/ "
+            "--enrol-file enrol.jsonl\n"
             "  appliance provision --check kiosk-07.toml        (validate only, no image)\n"
             "  appliance provision --check --fleet devices/     (the same for a fleet)\n"
             "  appliance provision --import-boot-file   (first-boot unit, on the device)"
@@ -62,6 +65,11 @@ def register(subparsers: Any) -> None:
                         help="also write this wpa_supplicant.conf (network={...} blocks) to the "
                              "boot partition; first boot moves it to wlan0's config (Zero 2 W "
                              "has no Ethernet)")
+    parser.add_argument("--enrol-file", type=Path, metavar="FILE.jsonl",
+                        help="fleet tokens: give every device without a token source of its "
+                             "own a new device key, written only onto its image (as "
+                             f"{enrol.KEY_PATH}), and append its import row (key id and argon2 "
+                             "hash, never the key) here for `appliance fleet import`")
     parser.add_argument("--check", action="store_true",
                         help="only validate the device file(s) and write nothing; no IMAGE "
                              "needed (one given is checked for a FAT boot partition)")
@@ -102,11 +110,14 @@ def copy_sparse(src: Path, dst: Path) -> None:
 
 
 def write_device(image: Path, device: DeviceFile, bmap_in: Path | None,
-                 bmap_out: Path | None, wifi: bytes | None = None) -> float:
-    """Write one device file into `image` (and refresh its bmap); returns seconds taken."""
+                 bmap_out: Path | None, wifi: bytes | None = None,
+                 key: bytes | None = None) -> float:
+    """Write one device file (and its key) into `image`, refresh its bmap; returns seconds."""
     started = time.perf_counter()
     part = fatimage.find_fat_partition(image)
     with tempfile.TemporaryDirectory(prefix="appliance-provision-") as tmp:
+        if key is not None:  # first: appliance.toml never names a key that is not there
+            fatimage.write_file(image, part, key, enrol.KEY_NAME, tmpdir=Path(tmp))
         fatimage.write_file(image, part, device.data, BOOT_NAME, tmpdir=Path(tmp))
         if wifi is not None:
             fatimage.write_file(image, part, wifi, WIFI_NAME, tmpdir=Path(tmp))
@@ -115,10 +126,11 @@ def write_device(image: Path, device: DeviceFile, bmap_in: Path | None,
     return time.perf_counter() - started
 
 
-def _check_only(image: Path | None, devices: list[DeviceFile]) -> int:
+def _check_only(image: Path | None, devices: list[DeviceFile], enrolling: bool) -> int:
     """`--check`: the device files are valid; an image, when given, has a FAT boot partition."""
     for dev in devices:
-        print(f"ok: {dev.source} ({dev.name})")
+        would = " (would be enrolled)" if enrolling and enrol.wants_key(dev) else ""
+        print(f"ok: {dev.source} ({dev.name}){would}")
     if image is None:
         return EX_OK
     try:
@@ -151,6 +163,10 @@ def cmd_provision(args: argparse.Namespace) -> int:
     try:
         devices = ([load_device_file(args.device_file)] if args.device_file
                    else load_fleet(args.fleet))
+        problems = (enrol.plan_problems(devices) if args.enrol_file is not None
+                    else enrol.missing_key_problems(devices))
+        if problems:
+            raise ConfigError(problems)
     except ConfigError as exc:
         return _report(exc)
     wifi: bytes | None = None
@@ -163,36 +179,69 @@ def cmd_provision(args: argparse.Namespace) -> int:
             return _report(ConfigError([f"{args.wifi}: no network={{...}} block: not a "
                                         "wpa_supplicant.conf"]))
     if args.check:
-        return _check_only(args.image, devices)
+        return _check_only(args.image, devices, args.enrol_file is not None)
+    if args.fleet is not None and args.output_dir is None:
+        print("error: --fleet needs --output-dir", file=sys.stderr)
+        return EX_USAGE
     try:
         part = fatimage.find_fat_partition(args.image)
     except fatimage.ImageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EX_DATAERR
     log.debug("FAT partition %d at byte %d (%d bytes)", part.index, part.offset, part.size)
-    bmap_in = _bmap_for(args.image)
+    if args.enrol_file is None:
+        return _write_all(args, devices, wifi, None)
+    created = not args.enrol_file.exists()
     try:
-        if args.device_file:
-            target = args.output or args.image
-            if args.output:
-                copy_sparse(args.image, target)
-            bmap_out = target.with_name(target.name + ".bmap") if args.output else bmap_in
-            took = write_device(target, devices[0], bmap_in, bmap_out, wifi)
-            print(f"{target}: wrote /{BOOT_NAME} for {devices[0].name} ({took * 1000:.0f} ms)")
-            return EX_OK
-        if args.output_dir is None:
-            print("error: --fleet needs --output-dir", file=sys.stderr)
-            return EX_USAGE
+        rows = args.enrol_file.open("a", encoding="utf-8")
+    except OSError as exc:
+        print(f"error: {args.enrol_file}: cannot append to it ({exc.strerror}); nothing written",
+              file=sys.stderr)
+        return EX_CANTCREAT
+    with rows:
+        code = _write_all(args, devices, wifi, rows)
+        empty = rows.tell() == 0
+    if created and empty:
+        args.enrol_file.unlink()  # nothing was enrolled: leave no file behind
+    return code
+
+
+def _write_all(args: argparse.Namespace, devices: list[DeviceFile], wifi: bytes | None,
+               rows: IO[str] | None) -> int:
+    """Write every device's image; a device's import row follows only its finished image."""
+    bmap_in = _bmap_for(args.image)
+    if args.device_file:
+        jobs = [(devices[0], args.output or args.image, args.output is not None)]
+    else:
         args.output_dir.mkdir(parents=True, exist_ok=True)
-        for dev in devices:
-            target = args.output_dir / f"{dev.name}.img"
-            copy_started = time.perf_counter()
-            copy_sparse(args.image, target)
-            copied = time.perf_counter() - copy_started
-            bmap_out = target.with_name(target.name + ".bmap") if bmap_in else None
-            took = write_device(target, dev, bmap_in, bmap_out, wifi)
-            print(f"{target}: {dev.name} (copy {copied:.1f} s, provision {took * 1000:.0f} ms)")
-    except (fatimage.ImageError, BmapError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EX_DATAERR
+        jobs = [(dev, args.output_dir / f"{dev.name}.img", True) for dev in devices]
+    for dev, target, copy in jobs:
+        enrolment = enrol.enrol(dev) if rows is not None and enrol.wants_key(dev) else None
+        bmap_out = target.with_name(target.name + ".bmap") if copy and bmap_in else bmap_in
+        copied = 0.0
+        try:
+            if copy:
+                copy_started = time.perf_counter()
+                copy_sparse(args.image, target)
+                copied = time.perf_counter() - copy_started
+            if enrolment is not None:
+                os.chmod(target, 0o600)  # it is about to hold a device key
+            took = write_device(target, enrolment.device if enrolment else dev, bmap_in,
+                                bmap_out, wifi, enrolment.key if enrolment else None)
+        except (fatimage.ImageError, BmapError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            if copy and target.is_file():  # a half-written copy is no image: remove it
+                target.unlink()
+                if bmap_out is not None and bmap_out != bmap_in:
+                    bmap_out.unlink(missing_ok=True)
+            return EX_DATAERR
+        note = ""
+        if enrolment is not None and rows is not None:
+            enrol.append_row(rows, enrolment.row)
+            note = f"; enrolled with key {enrolment.row['key_id']} -> {args.enrol_file}"
+        if args.device_file:
+            print(f"{target}: wrote /{BOOT_NAME} for {dev.name} ({took * 1000:.0f} ms){note}")
+        else:
+            print(f"{target}: {dev.name} (copy {copied:.1f} s, provision {took * 1000:.0f} ms)"
+                  f"{note}")
     return EX_OK

@@ -1,6 +1,8 @@
 """`appliance ops`: look after kiosks from afar (attributes via RoomService, actions via RPC).
 
-Reads LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET as LiveKit's own tools do.
+Reads LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET as LiveKit's own tools do. A kiosk is
+a participant with a `kiosk.state` attribute; `ls` lists only those (browsers, phones and
+operators are left out) unless `--all` asks for every participant, non-kiosks marked as such.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def register(subparsers: Any) -> None:
     sub = ops.add_subparsers(dest="op", metavar="OP", required=True)
     ls = sub.add_parser("ls", help="every kiosk with its health attributes")
     ls.add_argument("--json", action="store_true", help="JSON instead of a table")
+    ls.add_argument("--all", action="store_true",
+                    help="every participant, not only kiosks (others: state not-a-kiosk)")
     for action in (*ACTIONS, "remove"):
         p = sub.add_parser(action, help=f"{action} one kiosk")
         p.add_argument("kiosk", help="the kiosk's identity")
@@ -54,8 +58,14 @@ def cmd_ops(args: argparse.Namespace) -> int:
         return EX_FAILED
 
 
-async def _kiosks(lk: Any, room: str | None) -> list[tuple[str, Any]]:
-    """(room, participant) for every participant publishing kiosk.* attributes."""
+def is_kiosk(participant: Any) -> bool:
+    """A kiosk publishes `kiosk.state` (always, while in a room with remote.attributes on)."""
+    return "kiosk.state" in participant.attributes
+
+
+async def _participants(lk: Any, room: str | None, *, everyone: bool = False
+                        ) -> list[tuple[str, Any]]:
+    """(room, participant) for every kiosk, or for every participant with `everyone`."""
     from livekit import api
 
     rooms = [room] if room else [r.name for r in (await lk.room.list_rooms(
@@ -63,7 +73,7 @@ async def _kiosks(lk: Any, room: str | None) -> list[tuple[str, Any]]:
     found = []
     for name in rooms:
         resp = await lk.room.list_participants(api.ListParticipantsRequest(room=name))
-        found += [(name, p) for p in resp.participants if "kiosk.state" in p.attributes]
+        found += [(name, p) for p in resp.participants if everyone or is_kiosk(p)]
     return found
 
 
@@ -75,7 +85,8 @@ async def _run(args: argparse.Namespace, url: str, key: str, secret: str) -> int
 
     async with api.LiveKitAPI(url, key, secret) as lk:
         try:
-            kiosks = await _kiosks(lk, args.room)
+            kiosks = await _participants(lk, args.room,
+                                         everyone=args.op == "ls" and args.all)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             print(f"appliance ops: cannot reach LiveKit at {url}: {exc}", file=sys.stderr)
             return EX_UNREACHABLE
@@ -115,13 +126,15 @@ def _user() -> str:
 
 
 def _print_kiosks(kiosks: list[tuple[str, Any]], *, as_json: bool) -> None:
-    rows = [{"identity": p.identity, "room": room, **dict(p.attributes)} for room, p in kiosks]
+    rows = [{"identity": p.identity, "room": room, "kiosk": is_kiosk(p), **dict(p.attributes)}
+            for room, p in kiosks]
     if as_json:
         print(json.dumps(rows, indent=2, sort_keys=True))
         return
     head = ("identity", "room", *(c.removeprefix("kiosk.") for c in COLUMNS))
-    table = [head] + [(r["identity"], r["room"], *(r.get(c, "-") for c in COLUMNS))
-                      for r in rows]
+    table = [head] + [(r["identity"], r["room"], *(
+        r.get(c, "-") if r["kiosk"] or c != "kiosk.state" else "not-a-kiosk" for c in COLUMNS))
+        for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     for row in table:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

@@ -56,6 +56,10 @@ class RemoteTrackSink(Protocol):
     """Optional media-layer hooks: the speaker plays what the room sends, the camera says how
     it is published (codec, layers)."""
 
+    def plays_remote_audio(self) -> bool:
+        """Whether a speaker is configured: only then is the room's audio worth receiving."""
+        ...
+
     def remote_track_subscribed(self, identity: str, track: rtc.RemoteTrack) -> None: ...
 
     def remote_track_unsubscribed(self, identity: str, track: rtc.RemoteTrack) -> None: ...
@@ -113,8 +117,9 @@ class LiveKitLink:
         self._clock = clock
         self._on_token = on_token
         self._sink = sink
-        # The kiosk has a speaker and no screen: it subscribes to remote audio only (never to
-        # video a Pi would receive and decode for nothing), and to nothing without a sink.
+        # The kiosk has no screen: it joins with auto_subscribe off and subscribes to remote
+        # audio only, and only when a speaker plays it (`_subscribe_audio`). Video would be
+        # downstream bandwidth and receive work a Pi pays for nothing (bench/farend_video_bench).
         self._options = options or rtc.RoomOptions(auto_subscribe=False)
         self._room: rtc.Room | None = None
         self._gen = 0
@@ -202,6 +207,10 @@ class LiveKitLink:
         room.on("track_subscribed", on_subscribed)
         room.on("track_published", lambda publication, participant: self._subscribe_audio(
             publication) if gen == self._gen else None)
+        # After its own full reconnect the SDK announces the room's tracks again before its
+        # signalling is confirmed, and drops the subscriptions asked for then: ask again once
+        # it says it is back (a no-op after a resume, which kept them).
+        room.on("reconnected", lambda: self._subscribe_all(room) if gen == self._gen else None)
         room.on("track_unsubscribed", on_unsubscribed)
 
     async def connect(self, url: str, token: str) -> frozenset[str]:
@@ -224,15 +233,21 @@ class LiveKitLink:
             raise
         for method, handler in self._rpc.items():
             room.local_participant.register_rpc_method(method, _rpc_adapter(handler))
+        # Tracks already in the room come with the join, without track_published events; a
+        # rejoin of ours is a new Room and passes here again.
+        self._subscribe_all(room)
+        return frozenset(p.identity for p in room.remote_participants.values())
+
+    def _subscribe_all(self, room: rtc.Room) -> None:
         for participant in room.remote_participants.values():
             for publication in participant.track_publications.values():
                 self._subscribe_audio(publication)
-        return frozenset(p.identity for p in room.remote_participants.values())
 
     def _subscribe_audio(self, publication: Any) -> None:
         """Subscribe to a remote audio track when a speaker will play it; video never."""
         if (self._sink is not None and self._options.auto_subscribe is False
-                and publication.kind == rtc.TrackKind.KIND_AUDIO):
+                and publication.kind == rtc.TrackKind.KIND_AUDIO
+                and self._sink.plays_remote_audio()):
             publication.set_subscribed(True)
 
     async def set_attributes(self, attributes: Mapping[str, str]) -> None:

@@ -83,6 +83,15 @@ def test_script_smoke_mute_leave_join() -> None:
     assert re.search(r"led\.mute=on", result.stdout)
     assert re.search(r"status=left", result.stdout)
     assert re.search(r"privacy=on", result.stdout)
+    # The console is announced with the demo operator's login ...
+    assert re.search(r"^# console: http://127\.0\.0\.1:\d+/.* operator 'demo', password '\S+'$",
+                     result.stdout, re.M)
+    # ... and the kiosk joined with a token from the fleet service (the double issues none: it
+    # knows no device keys): the registry counted an issue by the time the kiosk was in the room.
+    joined = next(line for line in result.stdout.splitlines()
+                  if line.startswith("t=") and "status=with_others" in line)
+    tokens = re.search(r"fleet\.tokens=(\d+)", joined)
+    assert tokens is not None and int(tokens.group(1)) >= 1, joined
 
 
 @pytest.mark.e2e
@@ -152,6 +161,8 @@ def test_panel_in_a_terminal_mute_then_quit() -> None:
         term.wait_for(r"kiosk answers: room", 90)
         term.wait_for(r"with_others", 90)
         term.wait_for(r"ready: press a key below", 60)  # keys before that are ignored
+        term.wait_for(r"http://127\.0\.0\.1:\d+/.*operator 'demo', password", 30)  # console
+        term.wait_for(r"in-room, [1-9]\d* token\(s\) issued", 30)  # the fleet row
         term.wait_for(r"led\.mute: on -> off", 30)  # the room hears the kiosk (proven flowing)
         term.type("m")
         term.wait_for(r"pressed mute", 15)

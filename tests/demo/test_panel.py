@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,13 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from appliance.demo.panel import fit, render
+from appliance.demo.panel import KEY_HELP, fit, render
 from appliance.demo.runner import KEYS, Actions
 from appliance.demo.script import parse
 from appliance.demo.view import LevelMeter, Observer
 from appliance.errors import ConfigError
 from appliance.indicators import as_json, indicators
+from appliance.remote.health import health_attributes, static_attributes
 from appliance.session.model import Fault, RoomState, State
 
 
@@ -116,12 +118,35 @@ def test_transitions_fill_the_free_rows_of_the_terminal() -> None:
         lines = console.export_text().splitlines()
         assert len(lines) == height  # every row used, none beyond the screen
         shown = [line for line in lines if " s  fault: " in line or " s  status: " in line]
-        assert len(shown) == min(len(view.transitions), height - 25)  # 25 rows of the rest
+        assert len(shown) == min(len(view.transitions), height - 29)  # 29 rows of the rest
         assert newest in shown[-1]
     few = Observer("kiosk-demo", silent).fold(reply(WAITING), None)
     console = Console(width=120, height=50, record=True, color_system=None)
     console.print(fit(console, few, "ready"))
     assert len(console.export_text().splitlines()) == 50  # padded: the panel fills the screen
+
+
+def test_the_panel_shows_the_health_attributes_the_double_holds() -> None:
+    in_room = State(identity="kiosk-demo", room_name="demo", room=RoomState.CONNECTED,
+                    mic_mute_wanted=True)
+    at_double = {**static_attributes("9.9.9", "default"), **health_attributes(in_room),
+                 "colour": "teal"}  # not a kiosk.* attribute: not health
+    server = {"rooms": {"demo": {"participants": {
+        "kiosk-demo": {"attributes": at_double, "tracks": []},
+        "far-end": {"attributes": {"kiosk.state": "in-room"}, "tracks": []}}}}}
+    observer = Observer("kiosk-demo", silent)
+    view = observer.fold(reply(in_room), server)
+    assert view.health == {k: v for k, v in at_double.items() if k.startswith("kiosk.")}
+    assert (view.fields["health.state"], view.fields["health.mic"]) == ("in-room", "muted")
+    text = "\n".join(text_of(render(view)))
+    assert "health attributes, as the room sees them" in text
+    assert re.search(r"state +in-room +fault +none +mic +muted", text)
+    assert re.search(r"version +9\.9\.9", text) and "teal" not in text
+    # Out of the room the double holds no attributes for the kiosk: the panel says so.
+    view = observer.fold(reply(WAITING), {"rooms": {}})
+    assert view.health == {} and view.fields["health.mic"] == "-"
+    assert "(none at the server: the kiosk is not in the room)" in "\n".join(
+        text_of(render(view)))
 
 
 def test_the_speaker_meter_falls_silent_when_audio_stops() -> None:
@@ -163,3 +188,11 @@ def test_readme_shows_the_smoke_script_as_it_is() -> None:
     readme = (root / "README.md").read_text()
     example = readme.split("Example (`tests/demo/smoke.script`):\n\n```\n", 1)[1].split("```", 1)[0]
     assert example == (root / "tests" / "demo" / "smoke.script").read_text()
+
+
+def test_every_key_is_in_the_help_line_and_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("| key | does |", 1)[1].split("\n\n", 1)[0]
+    for key in KEYS:
+        assert f"[{key}]" in KEY_HELP, key
+        assert re.search(rf"^\| `{key}`( / `\w`)? \||^\| `\w` / `{key}` \|", table, re.M), key

@@ -36,6 +36,7 @@ async def test_token_endpoint_issues_a_token_the_server_accepts(devserver: DevSe
     assert body["url"] == devserver.url
     grant = verify(body["token"], devserver.api_key, devserver.api_secret)
     assert (grant.identity, grant.room) == ("kiosk", "lobby")
+    assert grant.can_update_metadata  # as the fleet grants it: the kiosk's health attributes
 
 
 @pytest.mark.parametrize(

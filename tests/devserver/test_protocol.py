@@ -85,3 +85,42 @@ async def test_rejected_connections_get_the_status(devserver: DevServer) -> None
         async with raw(devserver, "a"):
             pass
     assert info.value.status == 503
+
+
+@pytest.mark.parametrize(("path", "query", "auto"), [
+    ("/rtc", "", True),  # LiveKit: absent means on
+    ("/rtc", "auto_subscribe=1", True),
+    ("/rtc", "auto_subscribe=0", False),
+    ("/rtc/v1", v1_query(connection_settings=rtc.ConnectionSettings(auto_subscribe=True)), True),
+    ("/rtc/v1", v1_query(connection_settings=rtc.ConnectionSettings(auto_subscribe=False)),
+     False),
+    ("/rtc/v1", v1_query(), False),  # LiveKit reads the (absent) connection settings: off
+])
+async def test_auto_subscribe_as_the_client_asks(devserver: DevServer, path: str, query: str,
+                                                 auto: bool) -> None:
+    async with raw(devserver, "a", query, path=path) as a:
+        await a.next("join")
+        participant = devserver.participant("lobby", "a")
+        assert participant is not None and participant.subscriptions.auto is auto
+
+
+async def test_subscribing_to_an_unknown_track_is_refused(devserver: DevServer) -> None:
+    async with raw(devserver, "a", "auto_subscribe=0") as a, raw(devserver, "b") as b:
+        await a.next("join")
+        await b.next("join")
+        await b.send(add_track=rtc.AddTrackRequest(cid="mic", type=models.AUDIO))
+        sid = (await b.next("track_published")).track.sid
+        await a.send(subscription=rtc.UpdateSubscription(
+            track_sids=["TR_nope", sid], subscribe=True,
+            participant_tracks=[models.ParticipantTracks(track_sids=[sid])]))
+        refused = await a.next("subscription_response")
+        assert (refused.track_sid, refused.err) == ("TR_nope", models.SE_TRACK_NOTFOUND)
+        a_side = devserver.participant("lobby", "a")
+        assert a_side is not None
+        # A known track without media yet is wanted and forwarded once its media arrives.
+        await devserver.wait_for(lambda: sid in a_side.subscriptions.wanted, timeout=5,
+                                 what="the subscription recorded")
+        assert a_side.subscriptions.not_found == 1 and a_side.outgoing == {}
+        await a.send(subscription=rtc.UpdateSubscription(track_sids=[sid], subscribe=False))
+        await devserver.wait_for(lambda: not a_side.subscriptions.wanted, timeout=5,
+                                 what="the unsubscription recorded")

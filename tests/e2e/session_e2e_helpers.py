@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
 from state_waits import wait_state as _wait_state
 
 from appliance.config import (
@@ -104,5 +108,22 @@ def published_both(s: State) -> bool:
     return s.camera is TrackState.PUBLISHED and s.microphone is TrackState.PUBLISHED
 
 
+def write_alsa(tmp: Path, monkeypatch: pytest.MonkeyPatch, tone_hz: float = 440.0,
+               seconds: float = 60.0) -> tuple[Path, Path]:
+    """File-plugin PCMs over `null`: kiosk_mic reads a tone, kiosk_spk writes what is played."""
+    mic, spk = tmp / "mic.raw", tmp / "spk.raw"
+    t = np.arange(int(48000 * seconds)) / 48000
+    mic.write_bytes((np.sin(2 * math.pi * tone_hz * t) * 0.3 * 32767).astype("<i2").tobytes())
+    conf = tmp / "asound.conf"
+    conf.write_text(
+        "</usr/share/alsa/alsa.conf>\n"
+        f'pcm.kiosk_mic {{ type file slave.pcm "null" file "/dev/null" infile "{mic}" '
+        'format "raw" }\n'
+        f'pcm.kiosk_spk {{ type file slave.pcm "null" file "{spk}" format "raw" }}\n')
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
+    return mic, spk
+
+
 __all__ = ["FAST", "IDENTITY", "ROOM", "e2e_config", "history_of", "kiosk_of", "on_air",
-           "published_both", "running_session", "server_tracks", "wait_state"]
+           "published_both", "running_session", "server_tracks", "wait_state",
+           "write_alsa"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from session_e2e_helpers import (
     published_both,
     running_session,
     wait_state,
+    write_alsa,
 )
 from session_e2e_helpers import ROOM as SESSION_ROOM
 
@@ -52,22 +52,6 @@ pytestmark = pytest.mark.e2e
 
 ROOM = "media"
 FAST = RetryPolicy(initial=0.2, maximum=1.0, stable=5.0)
-
-
-def write_alsa(tmp: Path, monkeypatch: pytest.MonkeyPatch, tone_hz: float = 440.0,
-               seconds: float = 60.0) -> tuple[Path, Path]:
-    """File-plugin PCMs over `null`: kiosk_mic reads a tone, kiosk_spk writes what is played."""
-    mic, spk = tmp / "mic.raw", tmp / "spk.raw"
-    t = np.arange(int(48000 * seconds)) / 48000
-    mic.write_bytes((np.sin(2 * math.pi * tone_hz * t) * 0.3 * 32767).astype("<i2").tobytes())
-    conf = tmp / "asound.conf"
-    conf.write_text(
-        "</usr/share/alsa/alsa.conf>\n"
-        f'pcm.kiosk_mic {{ type file slave.pcm "null" file "/dev/null" infile "{mic}" '
-        'format "raw" }\n'
-        f'pcm.kiosk_spk {{ type file slave.pcm "null" file "{spk}" format "raw" }}\n')
-    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
-    return mic, spk
 
 
 def kiosk_config(*, camera: str = "test", width: int = 640, height: int = 360, fps: int = 30,

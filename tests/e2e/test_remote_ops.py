@@ -38,16 +38,16 @@ class Client:
         await self.room.disconnect()
         release_handles(self.room)
 
-    def kiosk_attributes(self) -> dict[str, str]:
+    def kiosk_attributes(self, identity: str = IDENTITY) -> dict[str, str]:
         for p in self.room.remote_participants.values():
-            if p.identity == IDENTITY:
+            if p.identity == identity:
                 return dict(p.attributes)
         return {}
 
     async def attributes_until(self, predicate: Callable[[dict[str, str]], bool],
-                               within: float = 15.0) -> dict[str, str]:
+                               within: float = 15.0, identity: str = IDENTITY) -> dict[str, str]:
         async with asyncio.timeout(within):
-            while not predicate(attrs := self.kiosk_attributes()):
+            while not predicate(attrs := self.kiosk_attributes(identity)):
                 self.changed.clear()
                 await self.changed.wait()
         return attrs
@@ -103,17 +103,21 @@ async def test_nothing_remote_turns_the_microphone_on(devserver: Any, kiosk: Any
         assert s.mic_mute_wanted
 
 
-async def test_appliance_ops_lists_and_acts(devserver: Any, kiosk: Any) -> None:
-    env = dict(os.environ, LIVEKIT_URL=devserver.url, LIVEKIT_API_KEY=devserver.api_key,
-               LIVEKIT_API_SECRET=devserver.api_secret)
+async def appliance_ops(srv: Any, *argv: str) -> tuple[int, str, str]:
+    """`appliance ops ARGV...` as an operator runs it (a process), against the double."""
+    env = dict(os.environ, LIVEKIT_URL=srv.url, LIVEKIT_API_KEY=srv.api_key,
+               LIVEKIT_API_SECRET=srv.api_secret)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "appliance", "ops", *argv, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
+
+async def test_appliance_ops_lists_and_acts(devserver: Any, kiosk: Any) -> None:
     async def ops(*argv: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "appliance", "ops", *argv, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate()
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+        return await appliance_ops(devserver, *argv)
 
     async with Client(devserver, "observer-2") as observer:
         await observer.attributes_until(lambda a: a.get("kiosk.state") == "in-room")
@@ -127,3 +131,44 @@ async def test_appliance_ops_lists_and_acts(devserver: Any, kiosk: Any) -> None:
     await wait_state(kiosk, lambda s: s.identify_until is not None)
     rc, _, err = await ops("mute", "no-such-kiosk")
     assert rc == 1 and "no kiosk 'no-such-kiosk'" in err
+
+
+async def test_appliance_ops_ls_two_kiosks_and_a_browser(devserver: Any, kiosk: Any) -> None:
+    second = e2e_config(devserver, identity="kiosk-2", name="Kiosk 2")
+    async with running_session(second) as other, Client(devserver, "browser-alice") as browser:
+        await wait_state(other, on_air)
+        for who in (IDENTITY, "kiosk-2"):
+            await browser.attributes_until(lambda a: a.get("kiosk.mic") == "live", identity=who)
+
+        rc, out, err = await appliance_ops(devserver, "ls", "--json")
+        assert rc == 0, err
+        rows = {r["identity"]: r for r in json.loads(out)}
+        assert sorted(rows) == [IDENTITY, "kiosk-2"]  # the browser is no kiosk: left out
+        for row in rows.values():
+            assert row["room"] == ROOM and row["kiosk"] is True
+            assert row["kiosk.state"] == "in-room" and row["kiosk.mic"] == "live"
+            assert row["kiosk.fault"] == "none" and row["kiosk.version"]
+
+        rc, out, err = await appliance_ops(devserver, "ls")
+        assert rc == 0, err
+        head, *lines = out.splitlines()
+        assert head.split() == ["identity", "room", "state", "fault", "mic", "camera",
+                                "quality", "version", "crashes"]
+        table = {cells[0]: cells for cells in (row.split() for row in lines)}
+        assert sorted(table) == [IDENTITY, "kiosk-2"]
+        for cells in table.values():
+            assert cells[1:5] == [ROOM, "in-room", "none", "live"]
+
+        rc, out, err = await appliance_ops(devserver, "ls", "--all", "--json")
+        assert rc == 0, err
+        rows = {r["identity"]: r for r in json.loads(out)}
+        assert sorted(rows) == ["browser-alice", IDENTITY, "kiosk-2"]
+        assert rows["browser-alice"]["kiosk"] is False
+        assert not any(k.startswith("kiosk.") for k in rows["browser-alice"])
+        rc, out, err = await appliance_ops(devserver, "ls", "--all")
+        assert rc == 0, err
+        browser_row = next(r for r in out.splitlines() if r.startswith("browser-alice"))
+        assert browser_row.split()[1:] == [ROOM, "not-a-kiosk", *["-"] * 6]
+
+        rc, _, err = await appliance_ops(devserver, "status", "browser-alice")
+        assert rc == 1 and "no kiosk 'browser-alice'" in err

@@ -79,8 +79,12 @@ def local_participant() -> rtc.LocalParticipant:
 class Sink:
     """A media layer's RemoteTrackSink: the protocol has no connection-quality hook any more."""
 
-    def __init__(self) -> None:
+    def __init__(self, speaker: bool = True) -> None:
         self.calls: list[str] = []
+        self.speaker = speaker
+
+    def plays_remote_audio(self) -> bool:
+        return self.speaker
 
     def remote_track_subscribed(self, identity: str, track: Any) -> None:
         self.calls.append(f"subscribed {identity}")
@@ -105,6 +109,38 @@ async def test_local_quality_is_only_an_event_for_the_session() -> None:
     assert events == [ConnectionQualityChanged(42.0, Quality.POOR),
                       ConnectionQualityChanged(42.0, Quality.EXCELLENT)]
     assert sink.calls == []  # the ladder lives in the session machine, not in the media layer
+
+
+class Publication:
+    """A remote publication: records what the link asks of it."""
+
+    def __init__(self, kind: int) -> None:
+        self.kind = kind
+        self.wanted: list[bool] = []
+
+    def set_subscribed(self, subscribed: bool) -> None:
+        self.wanted.append(subscribed)
+
+
+@pytest.mark.parametrize(("speaker", "audio_wanted"), [(True, [True]), (False, [])])
+async def test_subscribes_to_remote_audio_only_and_only_for_a_speaker(
+        speaker: bool, audio_wanted: list[bool]) -> None:
+    link, room, _events, _ = wired(Sink(speaker=speaker))
+    audio, video = Publication(rtc.TrackKind.KIND_AUDIO), Publication(rtc.TrackKind.KIND_VIDEO)
+    far = SimpleNamespace(identity="far-end")
+    room.emit("track_published", audio, far)
+    room.emit("track_published", video, far)
+    assert (audio.wanted, video.wanted) == (audio_wanted, [])
+    await link.disconnect()  # a room given up on: its late publications are not subscribed
+    room.emit("track_published", late := Publication(rtc.TrackKind.KIND_AUDIO), far)
+    assert late.wanted == []
+
+
+async def test_no_sink_subscribes_to_nothing() -> None:
+    _link, room, _events, _ = wired()
+    audio = Publication(rtc.TrackKind.KIND_AUDIO)
+    room.emit("track_published", audio, SimpleNamespace(identity="far-end"))
+    assert audio.wanted == []
 
 
 async def test_republished_track_carries_the_publication_mute_flag() -> None:
