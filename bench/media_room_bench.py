@@ -199,22 +199,13 @@ def kiosk_config(lane: str, width: int, height: int) -> Any:
                                     auto_gain_control=apm, high_pass_filter=apm))
 
 
-async def kiosk(url: str, token: str, spec: dict[str, Any]) -> None:
-    """Child: MediaManager in a Room; prints JSON lines (published, rss samples, result)."""
-    import fake_picamera2
-    import numpy as np
+async def media_only(url: str, token: str, spec: dict[str, Any]) -> Any:
+    """MediaManager publishing into a bare Room: the media path alone. Returns the manager."""
     from livekit import rtc
 
     from appliance.media import MediaManager
 
-    lane, width, height = spec["lane"], spec["width"], spec["height"]
-    if lane in ("raw", "h264", "kiosk"):
-        fake_picamera2.install()
-        clip = load_clip(width, height)
-        fake_picamera2.Picamera2.replay = (
-            fake_picamera2.Replay(frames=pattern_frames(width, height, RAW_FRAMES)) if lane == "raw"
-            else fake_picamera2.Replay(clip=clip))
-    cfg = kiosk_config(lane, width, height)
+    cfg = kiosk_config(spec["lane"], spec["width"], spec["height"])
     media = MediaManager(cfg)
     wanted = (1 if cfg.camera.backend != "none" else 0) + (
         1 if cfg.microphone.backend != "none" else 0)
@@ -233,6 +224,65 @@ async def kiosk(url: str, token: str, spec: dict[str, Any]) -> None:
             await acquired.wait()
     for kind, track in media.local_tracks().items():
         await room.local_participant.publish_track(track, media.publish_options(kind))
+
+    async def close() -> None:
+        await media.aclose()
+        await room.disconnect()
+
+    return media, close
+
+
+async def whole_kiosk(spec: dict[str, Any]) -> Any:
+    """The appliance itself (`build_kiosk`: session, mock GPIO, health, RPC) in the room, with
+    the double's far end talking: it subscribes to the far end's audio and plays it on the
+    speaker, which feeds the echo canceller. Returns the media layer once both tracks are up."""
+    from dataclasses import replace
+
+    from appliance.config import GpioConfig, LiveKitConfig
+    from appliance.kiosk import build_kiosk
+    from appliance.session.model import RoomState, StopRequested, TrackState
+    from appliance.systemd import Notifier
+
+    cfg = replace(kiosk_config("kiosk", spec["width"], spec["height"]),
+                  livekit=LiveKitConfig(url=spec["url"], room=spec["room"], identity="kiosk",
+                                        api_key=spec["api_key"], api_secret=spec["api_secret"]),
+                  gpio=GpioConfig(pin_factory="mock"))
+    kiosk = build_kiosk(cfg, notifier=Notifier({}), devices=True)
+    up = asyncio.Event()
+
+    def on_state(state: Any) -> None:
+        if (state.room is RoomState.CONNECTED and state.camera is TrackState.PUBLISHED
+                and state.microphone is TrackState.PUBLISHED):
+            up.set()
+
+    kiosk.runner.add_listener(on_state)
+    task = asyncio.create_task(kiosk.run(), name="bench-kiosk")
+    async with asyncio.timeout(30):
+        await up.wait()
+
+    async def close() -> None:
+        kiosk.runner.post(StopRequested(kiosk.runner.clock(), "bench done"))
+        async with asyncio.timeout(10):
+            await task
+
+    return kiosk.media, close
+
+
+async def kiosk(url: str, token: str, spec: dict[str, Any]) -> None:
+    """Child: one lane's kiosk; prints JSON lines (published, RSS each minute, the result)."""
+    import fake_picamera2
+    import numpy as np
+    from livekit import rtc
+
+    lane, width, height = spec["lane"], spec["width"], spec["height"]
+    if lane in ("raw", "h264", "kiosk"):
+        fake_picamera2.install()
+        clip = load_clip(width, height)
+        fake_picamera2.Picamera2.replay = (
+            fake_picamera2.Replay(frames=pattern_frames(width, height, RAW_FRAMES)) if lane == "raw"
+            else fake_picamera2.Replay(clip=clip))
+    media, close = await (whole_kiosk(spec) if lane == "kiosk" else media_only(url, token, spec))
+    loop = asyncio.get_running_loop()
     print(json.dumps({"published": True}), flush=True)
     started = time.monotonic()
 
@@ -283,8 +333,7 @@ async def kiosk(url: str, token: str, spec: dict[str, Any]) -> None:
                       "lag_max_ms": max(lags) * 1000, "rss_mib": rss_mib(), "rss": rss,
                       "video_sent": camera.sent.count if camera else 0,
                       "audio_sent": mic.sent.count if mic else 0}), flush=True)
-    await media.aclose()
-    await room.disconnect()
+    await close()
 
 
 # --- the parent ---------------------------------------------------------------------------------
@@ -329,6 +378,10 @@ async def run(spec: dict[str, Any], profile: bool) -> dict[str, Any]:
 
     async with DevServer(port=0) as srv:
         room = f"bench-{spec['lane']}-{spec['height']}"
+        if spec["lane"] == "kiosk":  # someone to talk to: the kiosk plays the far end's audio
+            await srv.add_far_end(room)
+            spec = {**spec, "url": srv.url, "room": room, "api_key": srv.api_key,
+                    "api_secret": srv.api_secret}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--kiosk", srv.url, srv.mint_token("kiosk", room),
             json.dumps(spec), stdout=subprocess.PIPE)

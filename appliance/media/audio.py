@@ -45,7 +45,7 @@ class AudioPlayback(Protocol):
 
     def open(self) -> None: ...
 
-    def write(self, frame: bytes) -> None: ...
+    def write(self, frame: bytes | bytearray) -> None: ...
 
     def close(self) -> None: ...
 
@@ -144,7 +144,7 @@ class AlsaPlayback:
     def open(self) -> None:
         self._pcm, self._channels = _open_pcm("playback", self.device)
 
-    def write(self, frame: bytes) -> None:
+    def write(self, frame: bytes | bytearray) -> None:
         pcm = self._pcm
         if pcm is None:
             raise DeviceError(f"{self.name} is not open")
