@@ -293,7 +293,7 @@ async def kiosk(url: str, token: str, spec: dict[str, Any]) -> None:
         now = loop.time()
         lags.append(now - due)
         if not stop.is_set():
-            loop.call_at(now + 0.01, probe, now + 0.01)
+            loop.call_at(now + 0.02, probe, now + 0.02)
 
     async def window(length: float) -> None:
         ev = asyncio.Event()

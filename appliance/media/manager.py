@@ -187,9 +187,9 @@ class MediaManager:
         if self.speaker is not None and track.kind == rtc.TrackKind.KIND_AUDIO:
             self.speaker.add_track(track)
 
-    async def remove_remote_audio(self, sid: str) -> None:
+    async def remove_remote_audio(self, sid: str, track: rtc.Track | None = None) -> None:
         if self.speaker is not None:
-            await self.speaker.remove_track(sid)
+            await self.speaker.remove_track(sid, track)
 
     # appliance.rtc.livekit.RemoteTrackSink (called on the event loop by the link)
 
@@ -204,7 +204,8 @@ class MediaManager:
 
     def remote_track_unsubscribed(self, identity: str, track: rtc.RemoteTrack) -> None:
         if self.speaker is not None and track.sid:
-            task = asyncio.get_running_loop().create_task(self.remove_remote_audio(track.sid))
+            task = asyncio.get_running_loop().create_task(
+                self.remove_remote_audio(track.sid, track))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

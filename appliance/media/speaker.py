@@ -36,6 +36,7 @@ class _Feed:
 
     def __init__(self, track: rtc.Track, wake: threading.Event) -> None:
         self.sid = track.sid
+        self.track = track
         self.queue: deque[I16Array] = deque(maxlen=MAX_QUEUED_FRAMES)
         self.playing = False
         self._wake = wake
@@ -94,6 +95,7 @@ class Speaker:
         self._factory = factory
         self._apm = apm
         self._feeds: dict[str, _Feed] = {}
+        self._retiring: set[asyncio.Task[None]] = set()  # replaced feeds, closing
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -109,16 +111,33 @@ class Speaker:
         self._thread.start()
 
     def add_track(self, track: rtc.Track) -> None:
-        """Play a remote audio track (call on the event loop)."""
-        if self._closed or track.sid in self._feeds:
+        """Play a remote audio track (call on the event loop).
+
+        After the SDK rejoins by itself the same publication comes back as a new track object,
+        possibly before the old one's unsubscription was handled: the new one replaces it.
+        """
+        if self._closed:
             return
+        old = self._feeds.get(track.sid)
+        if old is not None:
+            if old.track is track:
+                return
+            self._retire(old)
         self._feeds[track.sid] = _Feed(track, self._wake)
         log.info("speaker: playing %s (%d remote tracks)", track.sid, len(self._feeds))
 
-    async def remove_track(self, sid: str) -> None:
-        feed = self._feeds.pop(sid, None)
-        if feed is not None:
-            await feed.aclose()
+    async def remove_track(self, sid: str, track: rtc.Track | None = None) -> None:
+        """Stop playing `sid` (only if it is still `track`'s feed, when a track is given)."""
+        feed = self._feeds.get(sid)
+        if feed is None or (track is not None and feed.track is not track):
+            return
+        del self._feeds[sid]
+        await feed.aclose()
+
+    def _retire(self, feed: _Feed) -> None:
+        task = asyncio.get_running_loop().create_task(feed.aclose())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def _open(self) -> AudioPlayback | None:
         delay = RETRY_INITIAL
@@ -182,5 +201,6 @@ class Speaker:
         self._wake.set()
         for sid in list(self._feeds):
             await self.remove_track(sid)
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         if self._thread is not None and self._thread.is_alive():
             await asyncio.to_thread(self._thread.join)

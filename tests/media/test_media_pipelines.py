@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 
 import numpy as np
 from livekit import rtc
@@ -150,3 +151,25 @@ async def test_speaker_without_device_does_not_crash() -> None:
     speaker.start()
     await asyncio.wait_for(opened.wait(), 5)
     await speaker.aclose()
+
+
+async def test_speaker_takes_the_new_track_object_of_a_rejoin(alsa_files: AlsaFiles) -> None:
+    # After the SDK's own rejoin the same publication comes back as a new track object, and
+    # its subscription may be handled before the old object's unsubscription: the late
+    # unsubscription of the old object must not silence the new one.
+    far = await MicrophonePipeline.open(ToneCapture(1000.0), None, muted=False)
+    speaker = Speaker(lambda: AlsaPlayback("kiosk_spk"), None)
+    speaker.start()
+    again = copy.copy(far.track)  # same sid, another object, as after a rejoin
+    try:
+        speaker.add_track(far.track)
+        speaker.add_track(again)
+        await speaker.remove_track(far.track.sid, far.track)  # the old object's, late
+        async with asyncio.timeout(10):
+            await speaker.played.reached(60)  # still playing: the new object's feed
+    finally:
+        await speaker.aclose()
+        await far.aclose()
+    played = alsa_files.played()[-24000:]
+    hz = dominant_frequency(played, 48000)
+    assert hz is not None and abs(hz - 1000.0) < 5
