@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from appliance.config import Config, layer_files, load, redacted_dict, to_toml
+from appliance.config import Config, layer_files, load
+from appliance.config.schema import redacted_dict, to_toml
 from appliance.errors import ConfigError
 from appliance.logs import register_secret
 

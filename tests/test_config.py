@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -14,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appliance import config as cfgmod
 from appliance.cli import main
-from appliance.config import Config, load, parse_layer, redacted_dict, to_toml
+from appliance.config import CameraConfig, Config, layer_files, load, loader
+from appliance.config.checks import RANGES, _num
+from appliance.config.layers import parse_layer
+from appliance.config.schema import SECTIONS, redacted_dict, to_toml
 from appliance.errors import ConfigError
 from appliance.logs import SecretFilter, register_secret
 
@@ -57,7 +60,7 @@ def base(tmp_path: Path) -> Path:
 def test_defaults_and_required_keys(base: Path, tmp_path: Path) -> None:
     cfg = load(base, nodev(tmp_path), env={})
     assert cfg.livekit.room == "lobby"
-    assert cfg.camera == cfgmod.CameraConfig()
+    assert cfg.camera == CameraConfig()
     assert cfg.livekit.identity  # hostname by default
     assert cfg.livekit.name == cfg.livekit.identity
     assert cfg.token_source == "static"
@@ -336,8 +339,8 @@ def test_cli_check_without_files_says_where_it_looked(
     for name in list(os.environ):
         if name.startswith("APPLIANCE_"):
             monkeypatch.delenv(name)
-    monkeypatch.setattr(cfgmod, "DEFAULT_CONFIG_FILE", tmp_path / "etc" / "appliance.toml")
-    monkeypatch.setattr(cfgmod, "DEFAULT_DEVICE_FILE", tmp_path / "boot" / "appliance.toml")
+    monkeypatch.setattr(loader, "DEFAULT_CONFIG_FILE", tmp_path / "etc" / "appliance.toml")
+    monkeypatch.setattr(loader, "DEFAULT_DEVICE_FILE", tmp_path / "boot" / "appliance.toml")
     assert main(["check"]) == 78
     captured = capsys.readouterr()
     assert "defaults: `livekit.url`: required" in captured.err
@@ -353,9 +356,9 @@ def test_layer_files_follow_device_file_from_the_config(base: Path, tmp_path: Pa
     device = write(tmp_path / "device.toml", '[livekit]\nidentity = "kiosk-9"\n')
     config = write(tmp_path / "with-device.toml",
                    base.read_text() + f'[device]\nfile = "{device}"\n')
-    lines = cfgmod.layer_files(config, None, env={})
+    lines = layer_files(config, None, env={})
     assert lines[1] == f"per-device file {device} (`device.file`): used"
-    lines = cfgmod.layer_files(config, None, env={"APPLIANCE_DEVICE_FILE": "/nowhere.toml"})
+    lines = layer_files(config, None, env={"APPLIANCE_DEVICE_FILE": "/nowhere.toml"})
     assert lines[1] == ("per-device file /nowhere.toml (APPLIANCE_DEVICE_FILE): not found, "
                         "skipped")
     assert lines[2] == "environment: APPLIANCE_DEVICE_FILE"
@@ -371,7 +374,7 @@ def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
 # --- generated documents: the loader returns a Config or raises ConfigError, nothing else -------
 
 _keys = st.sampled_from(
-    [f.name for cls in cfgmod.SECTIONS.values() for f in cfgmod.dataclasses.fields(cls)]
+    [f.name for cls in SECTIONS.values() for f in dataclasses.fields(cls)]
     + ["widht", "x", "url"]
 )
 _scalars = st.one_of(
@@ -383,7 +386,7 @@ _scalars = st.one_of(
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )
-_sections = st.sampled_from([*cfgmod.SECTIONS, "camra", "extra"])
+_sections = st.sampled_from([*SECTIONS, "camra", "extra"])
 _documents = st.dictionaries(_sections, st.dictionaries(_keys, _scalars, max_size=6), max_size=6)
 
 
@@ -451,8 +454,8 @@ def test_token_ttl_floor(tmp_path: Path) -> None:
 
 def test_readme_documents_every_key() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    for section, cls in cfgmod.SECTIONS.items():
-        for f in cfgmod.dataclasses.fields(cls):
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
             assert f"`{f.name}`" in readme or f"`{section}.{f.name}`" in readme, (
                 f"README configuration reference lacks `{section}.{f.name}`"
             )
@@ -461,13 +464,13 @@ def test_readme_documents_every_key() -> None:
 # --- hardening: special files, absurd numbers, parse bombs, tokens that contradict the config --
 
 
-@pytest.mark.parametrize("key", sorted(cfgmod.RANGES))
+@pytest.mark.parametrize("key", sorted(RANGES))
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300"])
 def test_every_number_is_finite_and_bounded(tmp_path: Path, key: str, value: str) -> None:
     section, name = key.split(".")
-    if isinstance(getattr(cfgmod.SECTIONS[section](), name), int) and value != "1e300":
+    if isinstance(getattr(SECTIONS[section](), name), int) and value != "1e300":
         pytest.skip("TOML has no integer NaN or infinity")
-    value = "9" * 30 if isinstance(getattr(cfgmod.SECTIONS[section](), name), int) else value
+    value = "9" * 30 if isinstance(getattr(SECTIONS[section](), name), int) else value
     path = write(tmp_path / "c.toml", BASE + f"[{section}]\n{name} = {value}\n"
                  if section != "livekit" else BASE + f"{name} = {value}\n")
     with pytest.raises(ConfigError) as exc:
@@ -576,8 +579,8 @@ def test_an_unknown_board_profile_fails_check(base: Path, tmp_path: Path,
 
 def test_readme_lists_every_number_range() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    for key, (low, high, unit) in cfgmod.RANGES.items():
-        row = f"| `{key}` | {cfgmod._num(low)}..{cfgmod._num(high)} {unit} |"
+    for key, (low, high, unit) in RANGES.items():
+        row = f"| `{key}` | {_num(low)}..{_num(high)} {unit} |"
         assert row in readme, row
 
 

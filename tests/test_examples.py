@@ -51,10 +51,10 @@ def test_breadboard_kiosk_reads_its_credential_outside_the_service(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     # `sudo appliance check` on the kiosk: the file LoadCredential= hands the service.
-    from appliance import config as cfgmod
+    from appliance.config import loader
 
     secret_file(tmp_path / "api_secret", "example-api-secret-0123456789")
-    monkeypatch.setattr(cfgmod, "CREDENTIALS_DIR", tmp_path)
+    monkeypatch.setattr(loader, "CREDENTIALS_DIR", tmp_path)
     code = main(["check", "--config", str(EXAMPLES / "breadboard.toml"),
                  "--device-file", str(no_device_file(tmp_path))])
     assert code == 0, capsys.readouterr().err

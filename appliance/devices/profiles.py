@@ -114,7 +114,7 @@ def load_profile(name: str) -> BoardProfile:
 
 def parse_profile(path: Path) -> BoardProfile:
     """Read one profile; ConfigError names the file and the key of every problem found."""
-    from appliance.config import read_toml
+    from appliance.config.layers import read_toml
 
     raw = read_toml(path, "board profile")
     problems: list[str] = []

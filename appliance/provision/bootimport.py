@@ -13,13 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from appliance.config import (
-    CREDENTIAL_ID,
-    SECRET_FILE_KEYS,
-    SECRET_KEYS,
-    parse_layer,
-    to_toml,
-)
+from appliance.config.layers import parse_layer
+from appliance.config.loader import CREDENTIAL_ID
+from appliance.config.schema import SECRET_FILE_KEYS, SECRET_KEYS, to_toml
 from appliance.errors import ConfigError
 from appliance.provision.devices import field_names
 

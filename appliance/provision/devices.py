@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.config import SECTIONS, parse_layer, to_toml
+from appliance.config.layers import parse_layer
+from appliance.config.schema import SECTIONS, to_toml
 from appliance.errors import ConfigError
 
 

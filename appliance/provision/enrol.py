@@ -89,7 +89,7 @@ def _with_key_path(data: bytes) -> bytes:
     except tomllib.TOMLDecodeError:
         pass
     # Dotted keys or an inline table: the text cannot take one more line, so render it anew.
-    from appliance.config import to_toml
+    from appliance.config.schema import to_toml
 
     return to_toml(wanted).encode()
 

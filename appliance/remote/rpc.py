@@ -14,8 +14,8 @@ from typing import Any
 
 from appliance.config import Config
 from appliance.errors import ApplianceError
-from appliance.session.machine import remote_refusal
 from appliance.session.model import Event, RemoteAction, RemoteActionRequested, State
+from appliance.session.remote_actions import remote_refusal
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """Session core: the pure room machine (sole owner of session state), its runner, backoff, tokens.
 
-Names other modules use (all in `appliance.session.model`):
+Names other modules use (all importable from `appliance.session.model`; defined in `state`,
+`events` and `effects`):
 - Enums: RoomState, Intent, Fault, Quality, TrackKind, TrackState, ButtonName, JoinFailure
   (+ groups JOINED_ROOM_STATES, CONNECTION_FAULTS, ON_AIR_TRACK_STATES).
 - Events (facts, frozen, first field `at: float` = time.monotonic()): ButtonPressed,

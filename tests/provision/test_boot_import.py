@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance import config as cfgmod
-from appliance.config import load
+from appliance.config import load, loader
 from appliance.provision.bootimport import (
     ImportPaths,
     ImportResult,
@@ -98,7 +97,7 @@ def test_imported_config_checks_by_hand_outside_the_service(
     put(paths, GOOD)
     run(paths)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    monkeypatch.setattr(cfgmod, "CREDENTIALS_DIR", paths.credentials_dir)
+    monkeypatch.setattr(loader, "CREDENTIALS_DIR", paths.credentials_dir)
     cfg = load(paths.device_toml, None, {})
     assert cfg.livekit.api_secret_file == paths.credentials_dir / "livekit.api_secret"
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from provision_images import make_image, write_private
 
-from appliance.config import Config, LiveKitConfig, parse_layer
+from appliance.config import Config, LiveKitConfig
+from appliance.config.layers import parse_layer
 from appliance.fleet import keys
 from appliance.provision import fatimage
 from appliance.provision.bootimport import ImportPaths, import_boot_file

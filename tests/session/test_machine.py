@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from appliance.config import ReconnectConfig
-from appliance.session import machine
+from appliance.session import machine, remote_actions, retries
 from appliance.session.machine import ALLOWED_EDGES, TABLE, transition
 from appliance.session.model import (
     EVENT_TYPES,
@@ -202,8 +202,8 @@ def test_join_failure_causes_map_to_faults() -> None:
 
 
 def test_retry_jitter_is_pure_and_spreads_a_fleet() -> None:
-    assert machine.jitter("k", 3, 1.5) == machine.jitter("k", 3, 1.5)
-    draws = {machine.jitter(f"kiosk-{i}", 1, 10.0) for i in range(200)}
+    assert retries.jitter("k", 3, 1.5) == retries.jitter("k", 3, 1.5)
+    draws = {retries.jitter(f"kiosk-{i}", 1, 10.0) for i in range(200)}
     assert len(draws) == 200 and all(0.0 <= d < 1.0 for d in draws)
     assert min(draws) < 0.1 and max(draws) > 0.9
 
@@ -522,7 +522,7 @@ def test_nothing_remote_turns_a_microphone_or_camera_on() -> None:
         assert fx == [] and s.mic_mute_wanted and s.camera_remote_muted
         assert "only a person at the kiosk" in s.last_remote
     assert s.remote_unmutes_refused == 2
-    assert machine.remote_refusal(s, RemoteAction.UNMUTE) is not None
+    assert remote_actions.remote_refusal(s, RemoteAction.UNMUTE) is not None
 
 
 def test_the_device_file_may_allow_remote_unmute_but_never_lifts_privacy() -> None:

@@ -1,0 +1,45 @@
+"""Configuration: frozen dataclasses from layered TOML and env, with one clear error per problem."""
+
+from appliance.config.loader import layer_files, load, load_gpio_best_effort
+from appliance.config.schema import (
+    AudioConfig,
+    CameraBackend,
+    CameraConfig,
+    CameraEncoding,
+    Config,
+    ControlConfig,
+    DeviceConfig,
+    GpioConfig,
+    LiveKitConfig,
+    MicrophoneBackend,
+    MicrophoneConfig,
+    PinFactory,
+    ReconnectConfig,
+    RemoteConfig,
+    SpeakerBackend,
+    SpeakerConfig,
+    WatchdogConfig,
+)
+
+__all__ = [
+    "AudioConfig",
+    "CameraBackend",
+    "CameraConfig",
+    "CameraEncoding",
+    "Config",
+    "ControlConfig",
+    "DeviceConfig",
+    "GpioConfig",
+    "LiveKitConfig",
+    "MicrophoneBackend",
+    "MicrophoneConfig",
+    "PinFactory",
+    "ReconnectConfig",
+    "RemoteConfig",
+    "SpeakerBackend",
+    "SpeakerConfig",
+    "WatchdogConfig",
+    "layer_files",
+    "load",
+    "load_gpio_best_effort",
+]
