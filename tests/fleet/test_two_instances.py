@@ -24,7 +24,7 @@ async def pair(pg_url: str) -> AsyncIterator[tuple[Store, Store]]:
 async def test_two_instances_share_registry_revocation_and_rate_limits(
         pair: tuple[Store, Store]) -> None:
     a, b = pair
-    assert await a.schema_version() == await b.schema_version() == "0001"
+    assert await a.schema_version() == await b.schema_version() == "0002"
     one, two = (await start_service(a, device_limit=3), await start_service(b, device_limit=3))
     try:
         key = await a.enrol("kiosk-1", "lobby")
