@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from appliance.fleet import keys
 from appliance.fleet.livekit import RPC_ACTIONS
 from appliance.fleet.logins import LoginPolicy, LoginThrottle, Refused
 from appliance.fleet.store import Device, device_dict
@@ -35,6 +36,7 @@ class Console:
         self.throttle = LoginThrottle(service.store, policy)
         self._subscribers: set[asyncio.Queue[str]] = set()
         self._snapshot: dict[str, dict[str, Any]] = {}
+        self._decoy = ""  # a hash checked for unknown names, so they take as long as known ones
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -138,7 +140,10 @@ class Console:
             return self._login_form(f"Too many failed logins: try again in {_minutes(wait)}.",
                                     status=429, headers={"Retry-After": str(wait)})
         hashed = await self.store.operator_hash(name)
-        ok = hashed is not None and await self.service.verify_password(hashed, password)
+        if not self._decoy:
+            self._decoy = await asyncio.to_thread(keys.hash_secret, secrets.token_urlsafe(16))
+        checked = await self.service.verify_password(hashed or self._decoy, password)
+        ok = hashed is not None and checked
         if not ok:
             blocked = await self.throttle.failed(attempt, self.service.wall())
             detail = "" if not blocked else (
