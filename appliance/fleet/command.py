@@ -48,6 +48,22 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--poll-interval", type=float, default=3.0)
     serve.add_argument("--secure-cookies", action="store_true",
                        help="mark cookies Secure (behind HTTPS)")
+    serve.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                       help="a reverse proxy's address: its X-Forwarded-For names the client "
+                            "(for login limits and audit rows; repeatable)")
+    serve.add_argument("--login-failures", type=int, default=5, metavar="N",
+                       help="failed console logins per operator name and address per "
+                            "--login-window before that pair is refused (429) for a window "
+                            "(default 5)")
+    serve.add_argument("--login-name-failures", type=int, default=20, metavar="N",
+                       help="... per operator name from any address (default 20)")
+    serve.add_argument("--login-address-failures", type=int, default=50, metavar="N",
+                       help="... per address for any name (default 50)")
+    serve.add_argument("--login-window", type=float, default=900.0, metavar="SECONDS",
+                       help="the failure window, and how long a block lasts (default 900)")
+    serve.add_argument("--audit-days", type=float, default=90.0, metavar="DAYS",
+                       help="delete audit rows older than this (default 90; 0 keeps them "
+                            "forever)")
     serve.add_argument("--listen-fd", type=int, metavar="FD",
                        help="also serve on this inherited listening socket (`appliance demo` "
                             "hands in one on the host's loopback from its private network "
@@ -79,6 +95,9 @@ def register(subparsers: Any) -> None:
     audit = sub.add_parser("audit", help="the newest audit rows")
     audit.add_argument("--identity")
     audit.add_argument("-n", type=int, default=50)
+    unlock = sub.add_parser("unlock", help="forget the failed console logins (and the block) "
+                                           "of an operator name or of an address")
+    unlock.add_argument("who", help="operator name or client address")
     fleet.set_defaults(func=cmd_fleet)
 
 
@@ -189,6 +208,17 @@ async def _run(args: argparse.Namespace) -> int:
             await store.set_operator(args.name, password)
             print(f"operator {args.name} set")
             return EX_OK
+        if args.op == "unlock":
+            from appliance.fleet.logins import LoginPolicy, LoginThrottle
+
+            if not args.who:
+                print("appliance fleet unlock: give an operator name or an address",
+                      file=sys.stderr)
+                return EX_USAGE
+            cleared = await LoginThrottle(store, LoginPolicy()).unlock(args.who)
+            await store.audit("unlock", actor=_user(), detail=f"{args.who}: {cleared} row(s)")
+            print(f"unlocked {args.who} ({cleared} login limit row(s) cleared)")
+            return EX_OK
         if args.op == "audit":
             for a in reversed(await store.audit_rows(args.n, args.identity)):
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.at))
@@ -219,6 +249,7 @@ async def _ls(store: Any, *, as_json: bool) -> int:
 async def _serve(args: argparse.Namespace, store: Any) -> int:
     from aiohttp import web
 
+    from appliance.fleet.logins import LoginPolicy
     from appliance.fleet.service import FleetService, FleetSettings
 
     env = _livekit_env()
@@ -226,11 +257,28 @@ async def _serve(args: argparse.Namespace, store: Any) -> int:
         print("appliance fleet serve: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
               file=sys.stderr)
         return EX_CONFIG
+    limits = {"--login-failures": args.login_failures,
+              "--login-name-failures": args.login_name_failures,
+              "--login-address-failures": args.login_address_failures}
+    bad = [f"{flag} must be at least 1 (got {n})" for flag, n in limits.items() if n < 1]
+    if args.login_window <= 0:
+        bad.append(f"--login-window must be positive (got {args.login_window:g})")
+    if args.audit_days < 0:
+        bad.append(f"--audit-days must be 0 (keep forever) or more (got {args.audit_days:g})")
+    if bad:
+        print(f"appliance fleet serve: {'; '.join(bad)}", file=sys.stderr)
+        return EX_USAGE
+    policy = LoginPolicy(pair_failures=args.login_failures,
+                         name_failures=args.login_name_failures,
+                         address_failures=args.login_address_failures,
+                         window=args.login_window)
     settings = FleetSettings(*env, public_url=args.public_url, token_ttl=args.token_ttl,
                              device_limit=args.device_limit, device_window=args.device_window,
                              global_rate=args.global_rate, global_burst=2 * args.global_rate,
                              poll_interval=args.poll_interval,
-                             secure_cookies=args.secure_cookies)
+                             secure_cookies=args.secure_cookies,
+                             trusted_proxies=tuple(args.trusted_proxy), logins=policy,
+                             audit_days=args.audit_days)
     service = FleetService(store, settings)
     runner = web.AppRunner(service.app(), access_log=None)
     await runner.setup()

@@ -1,32 +1,27 @@
-"""`appliance fleet serve`: the token endpoint, the webhook receiver, the presence poller and
-the operators' console, as one aiohttp application over the registry (`store.Store`)."""
+"""`appliance fleet serve`: the token endpoint, the webhook receiver, the presence poller, the
+operators' console (`console.py`) and housekeeping, as one aiohttp app over `store.Store`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import os
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from importlib import resources
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from livekit import api
 
 from appliance.fleet import keys
-from appliance.fleet.livekit import RPC_ACTIONS, LiveKitOps
-from appliance.fleet.store import Device, Store, device_dict
+from appliance.fleet.console import Console, client_address
+from appliance.fleet.livekit import LiveKitOps
+from appliance.fleet.logins import LoginPolicy
+from appliance.fleet.store import Device, Store
 
 log = logging.getLogger(__name__)
 
-SESSION_COOKIE = "fleet_session"
-LOGIN_COOKIE = "fleet_login"
-ACTIONS = (*RPC_ACTIONS, "remove", "revoke")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -50,6 +45,13 @@ class FleetSettings:
     change_interval: float = 0.5  # console: how often the registry is read for changes
     session_ttl: float = 12 * 3600.0
     secure_cookies: bool = False  # set behind HTTPS: cookies get `Secure`
+    # Peers whose X-Forwarded-For names the client (your reverse proxy); nobody else's is read.
+    trusted_proxies: tuple[str, ...] = ()
+    logins: LoginPolicy = field(default_factory=LoginPolicy)
+    audit_days: float = 90.0  # audit rows older than this are deleted; 0 keeps them forever
+    housekeeping_interval: float = 60.0  # expired sessions, login limits, old audit rows
+    housekeeping_batch: int = 1000  # rows per delete (one short transaction each) ...
+    housekeeping_batches: int = 10  # ... and at most this many per table per pass
     verify_concurrency: int = max(1, os.cpu_count() or 1)
 
 
@@ -83,9 +85,13 @@ def health_from_attributes(attrs: dict[str, str]) -> dict[str, str]:
 
 
 class FleetService:
+    """`clock` paces the per-instance token bucket; `wall` dates sessions, login limits and
+    audit retention (tests move both instead of sleeping)."""
+
     def __init__(self, store: Store, settings: FleetSettings, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.store, self.settings = store, settings
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.store, self.settings, self.wall = store, settings, wall
         self.lk = LiveKitOps(settings.livekit_url, settings.api_key, settings.api_secret)
         self.bucket = TokenBucket(settings.global_rate, settings.global_burst, clock)
         self.verified = keys.VerifiedCache()
@@ -93,8 +99,7 @@ class FleetService:
         self._webhooks = api.WebhookReceiver(
             api.TokenVerifier(settings.api_key, settings.api_secret))
         self._tasks: list[asyncio.Task[None]] = []
-        self._subscribers: set[asyncio.Queue[str]] = set()
-        self._snapshot: dict[str, dict[str, Any]] = {}
+        self.console = Console(self, settings.logins)
         self.polls = 0  # RoomService rounds done (tests wait on it)
 
     # ----- lifetime --------------------------------------------------------------------------
@@ -103,19 +108,17 @@ class FleetService:
         app = web.Application(middlewares=[_security_headers])
         app.add_routes([
             web.post("/token", self.token), web.post("/webhook", self.webhook),
-            web.get("/healthz", self.healthz),
-            web.get("/login", self.login_page), web.post("/login", self.login),
-            web.post("/logout", self.logout), web.get("/", self.console),
-            web.get("/static/{name}", self.static), web.get("/api/devices", self.api_devices),
-            web.get("/events", self.events),
-            web.post("/api/devices/{identity}/{action}", self.action),
+            web.get("/healthz", self.healthz), *self.console.routes(),
         ])
         app.cleanup_ctx.append(self._background)
         return app
 
     async def _background(self, _app: web.Application) -> AsyncIterator[None]:
         self._tasks = [asyncio.create_task(self._poll_forever(), name="fleet-poll"),
-                       asyncio.create_task(self._changes_forever(), name="fleet-changes")]
+                       asyncio.create_task(self.console.changes_forever(),
+                                           name="fleet-changes"),
+                       asyncio.create_task(self._housekeeping_forever(),
+                                           name="fleet-housekeeping")]
         yield
         for task in self._tasks:
             task.cancel()
@@ -128,7 +131,7 @@ class FleetService:
     # ----- the token endpoint ------------------------------------------------------------------
 
     async def token(self, request: web.Request) -> web.StreamResponse:
-        remote = request.remote or ""
+        remote = client_address(request, self.settings.trusted_proxies)
         header = request.headers.get("Authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else ""
         parts = keys.split_key(key)
@@ -177,6 +180,10 @@ class FleetService:
         if ok:
             self.verified.remember(key_id, device.key_hash, secret)
         return ok
+
+    async def verify_password(self, hashed: str, password: str) -> bool:
+        async with self._verify_slots:
+            return await asyncio.to_thread(keys.verify_secret, hashed, password)
 
     # ----- presence: webhooks and RoomService ----------------------------------------------
 
@@ -269,144 +276,41 @@ class FleetService:
                 log.exception("presence poll failed")
             await asyncio.sleep(self.settings.poll_interval)
 
-    # ----- live changes for the console --------------------------------------------------------
+    # ----- housekeeping --------------------------------------------------------------------------
 
-    async def _changes_forever(self) -> None:
+    async def housekeep_once(self) -> dict[str, int]:
+        """One pass: expired sessions, spent login limits, audit rows past retention. Bounded:
+        per table at most `housekeeping_batches` deletes of `housekeeping_batch` rows; what is
+        left waits for the next pass. Returns how many rows went, per table."""
+        now, cfg = self.wall(), self.settings
+        jobs: dict[str, Callable[[], Awaitable[int]]] = {
+            "sessions": lambda: self.store.prune_sessions(now, cfg.housekeeping_batch),
+            "login_limits": lambda: self.store.prune_login_limits(now, cfg.housekeeping_batch),
+        }
+        if cfg.audit_days > 0:
+            before = now - cfg.audit_days * 86400.0
+            jobs["audit"] = lambda: self.store.prune_audit(before, cfg.housekeeping_batch)
+        deleted = {}
+        for table, job in jobs.items():
+            total = 0
+            for _ in range(cfg.housekeeping_batches):
+                count = await job()
+                total += count
+                if count < cfg.housekeeping_batch:
+                    break
+            deleted[table] = total
+        if any(deleted.values()):
+            log.info("housekeeping deleted %s",
+                     ", ".join(f"{n} from {t}" for t, n in deleted.items() if n))
+        return deleted
+
+    async def _housekeeping_forever(self) -> None:
         while True:
-            if self._subscribers:
-                try:
-                    await self._publish_changes()
-                except Exception:
-                    log.exception("reading changes failed")
-            await asyncio.sleep(self.settings.change_interval)
-
-    async def _publish_changes(self) -> None:
-        current = {d.identity: _public(d) for d in await self.store.devices()}
-        changed = [v for k, v in current.items() if self._snapshot.get(k) != v]
-        gone = [k for k in self._snapshot if k not in current]
-        self._snapshot = current
-        for item in changed:
-            self._send("device", item)
-        for identity in gone:
-            self._send("gone", {"identity": identity})
-
-    def _send(self, event: str, data: Any) -> None:
-        message = f"event: {event}\ndata: {json.dumps(data)}\n\n"
-        for queue in list(self._subscribers):
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(message)
-
-    async def events(self, request: web.Request) -> web.StreamResponse:
-        if await self._operator(request) is None:
-            return web.json_response({"error": "log in first"}, status=401)
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-store",
-                                           "X-Accel-Buffering": "no"})
-        await resp.prepare(request)
-        queue: asyncio.Queue[str] = asyncio.Queue(10_000)
-        devices = [_public(d) for d in await self.store.devices()]
-        await resp.write(f"event: devices\ndata: {json.dumps(devices)}\n\n".encode())
-        self._subscribers.add(queue)
-        try:
-            while True:
-                try:
-                    message = await asyncio.wait_for(queue.get(), 15)
-                except TimeoutError:
-                    message = ": keep-alive\n\n"
-                await resp.write(message.encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self._subscribers.discard(queue)
-        return resp
-
-    # ----- console: login, pages, actions --------------------------------------------------------
-
-    async def _operator(self, request: web.Request) -> tuple[str, str] | None:
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if not cookie:
-            return None
-        session = await self.store.session(cookie)
-        return None if session is None else (session.operator, session.csrf)
-
-    def _cookie(self, resp: web.StreamResponse, name: str, value: str, max_age: float) -> None:
-        resp.set_cookie(name, value, max_age=int(max_age), httponly=True, samesite="Strict",
-                        secure=self.settings.secure_cookies, path="/")
-
-    async def login_page(self, request: web.Request) -> web.StreamResponse:
-        token = secrets.token_urlsafe(24)
-        error = "Wrong name or password." if request.query.get("failed") else ""
-        html = _page("login.html").replace("{{csrf}}", token).replace("{{error}}", error)
-        resp = web.Response(text=html, content_type="text/html")
-        self._cookie(resp, LOGIN_COOKIE, token, 600)
-        return resp
-
-    async def login(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
-        expected = request.cookies.get(LOGIN_COOKIE, "")
-        given = str(form.get("csrf", ""))
-        if not expected or not secrets.compare_digest(expected, given):
-            return web.Response(status=403, text="login form expired: reload the page")
-        name, password = str(form.get("name", "")), str(form.get("password", ""))
-        hashed = await self.store.operator_hash(name)
-        ok = hashed is not None and await asyncio.to_thread(keys.verify_secret, hashed,
-                                                            password)
-        await self.store.audit("login", status=200 if ok else 401, actor=name,
-                               remote=request.remote or "")
-        if not ok:
-            return _redirect("/login?failed=1")
-        cookie, _ = await self.store.new_session(name, self.settings.session_ttl)
-        resp = _redirect("/")
-        self._cookie(resp, SESSION_COOKIE, cookie, self.settings.session_ttl)
-        resp.del_cookie(LOGIN_COOKIE, path="/")
-        return resp
-
-    async def logout(self, request: web.Request) -> web.StreamResponse:
-        who = await self._operator(request)
-        if who is None or not _csrf_ok(request, who[1], (await request.post()).get("csrf")):
-            return web.Response(status=403, text="forbidden")
-        await self.store.end_session(request.cookies[SESSION_COOKIE])
-        resp = _redirect("/login")
-        resp.del_cookie(SESSION_COOKIE, path="/")
-        return resp
-
-    async def console(self, request: web.Request) -> web.StreamResponse:
-        who = await self._operator(request)
-        if who is None:
-            return _redirect("/login")
-        html = _page("console.html").replace("{{csrf}}", who[1]).replace(
-            "{{operator}}", _escape(who[0]))
-        return web.Response(text=html, content_type="text/html")
-
-    async def static(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        types = {"console.js": "text/javascript", "console.css": "text/css"}
-        if name not in types:
-            raise web.HTTPNotFound()
-        return web.Response(text=_page(name), content_type=types[name])
-
-    async def api_devices(self, request: web.Request) -> web.StreamResponse:
-        if await self._operator(request) is None:
-            return web.json_response({"error": "log in first"}, status=401)
-        return web.json_response([_public(d) for d in await self.store.devices()])
-
-    async def action(self, request: web.Request) -> web.StreamResponse:
-        who = await self._operator(request)
-        if who is None:
-            return web.json_response({"error": "log in first"}, status=401)
-        if not _csrf_ok(request, who[1], None):
-            return web.json_response({"error": "missing or wrong CSRF token"}, status=403)
-        identity, action = request.match_info["identity"], request.match_info["action"]
-        if action not in ACTIONS:
-            return web.json_response({"error": f"no action {action!r}"}, status=404)
-        device = await self.store.device(identity)
-        if device is None:
-            return web.json_response({"error": f"no kiosk {identity!r}"}, status=404)
-        status, result = await self.perform(device, action, who[0])
-        await self.store.audit(f"console:{action}", status=status, identity=identity,
-                               actor=who[0], remote=request.remote or "",
-                               detail=json.dumps(result)[:500])
-        return web.json_response(result, status=status)
+            try:
+                await self.housekeep_once()
+            except Exception:
+                log.exception("housekeeping failed")
+            await asyncio.sleep(self.settings.housekeeping_interval)
 
     async def perform(self, device: Device, action: str, operator: str
                       ) -> tuple[int, dict[str, Any]]:
@@ -434,14 +338,6 @@ class FleetService:
 # ----- helpers -----------------------------------------------------------------------------------
 
 
-def _public(d: Device) -> dict[str, Any]:
-    return device_dict(d)
-
-
-def _redirect(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location})
-
-
 def _refuse(status: int, message: str, retry_after: int | None = None) -> web.Response:
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     return web.json_response({"error": message}, status=status, headers=headers)
@@ -456,21 +352,6 @@ async def _asked(request: web.Request) -> tuple[str, str] | None:
     if isinstance(body, dict):
         return str(body.get("identity", "")), str(body.get("room", ""))
     return None
-
-
-def _csrf_ok(request: web.Request, expected: str, form_value: object) -> bool:
-    given = request.headers.get("X-CSRF-Token") or (form_value if isinstance(form_value, str)
-                                                    else "")
-    return bool(given) and secrets.compare_digest(expected, given)
-
-
-def _page(name: str) -> str:
-    return resources.files("appliance.fleet").joinpath("static", name).read_text("utf-8")
-
-
-def _escape(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
 
 
 @web.middleware

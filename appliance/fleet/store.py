@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    delete,
     event,
     select,
     text,
@@ -89,6 +90,22 @@ class LoginSession(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Double)
     expires_at: Mapped[float] = mapped_column(Double, index=True)
+
+
+class LoginLimit(Base):
+    """Failed console logins counted in one window, for one scope (`logins.Scope`)."""
+
+    __tablename__ = "login_limits"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of scope + who
+    scope: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128), default="", index=True)
+    remote: Mapped[str] = mapped_column(String(64), default="", index=True)
+    window_start: Mapped[float] = mapped_column(Double, default=0.0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # with attempts being checked
+    blocked_until: Mapped[float] = mapped_column(Double, default=0.0)
+    succeeded_at: Mapped[float] = mapped_column(Double, default=0.0)
+    expires_at: Mapped[float] = mapped_column(Double, default=0.0, index=True)  # prunable after
 
 
 class Audit(Base):
@@ -335,24 +352,56 @@ class Store:
                   ).scalar_one_or_none()
             return None if op is None else op.password_hash
 
-    async def new_session(self, operator: str, ttl: float) -> tuple[str, str]:
+    async def new_session(self, operator: str, ttl: float,
+                          now: float | None = None) -> tuple[str, str]:
         """(cookie value, CSRF token) for a fresh login session."""
-        cookie, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
+        cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = time.time() if now is None else now
         async with self.sessions.begin() as s:
             s.add(LoginSession(id=_sha(cookie), operator=operator, csrf=csrf, created_at=now,
                                expires_at=now + ttl))
         return cookie, csrf
 
-    async def session(self, cookie: str) -> LoginSession | None:
+    async def session(self, cookie: str, now: float | None = None) -> LoginSession | None:
+        """The live session of this cookie; an expired one is deleted on the way."""
+        now = time.time() if now is None else now
         async with self.sessions() as s:
             row = await s.get(LoginSession, _sha(cookie))
-            return row if row is not None and row.expires_at > time.time() else None
+        if row is not None and row.expires_at <= now:
+            await self._delete_some(LoginSession.id, LoginSession.id == row.id, 1)
+            return None
+        return row
 
     async def end_session(self, cookie: str) -> None:
         async with self.sessions.begin() as s:
             row = await s.get(LoginSession, _sha(cookie))
             if row is not None:
                 await s.delete(row)
+
+    # ----- housekeeping: bounded deletes, one short transaction per batch --------------------
+
+    async def prune_sessions(self, now: float, batch: int) -> int:
+        """Delete up to `batch` expired login sessions; returns how many went."""
+        return await self._delete_some(LoginSession.id, LoginSession.expires_at <= now, batch)
+
+    async def prune_audit(self, before: float, batch: int) -> int:
+        """Delete up to `batch` audit rows older than `before`, oldest first."""
+        return await self._delete_some(Audit.id, Audit.at < before, batch, order=Audit.id)
+
+    async def prune_login_limits(self, now: float, batch: int) -> int:
+        """Delete up to `batch` login-limit rows that no longer hold a window, block or trust."""
+        return await self._delete_some(LoginLimit.key, LoginLimit.expires_at <= now, batch)
+
+    async def _delete_some(self, key: Any, condition: Any, batch: int, order: Any = None) -> int:
+        # DELETE ... WHERE key IN (SELECT key ... LIMIT n): SQLite and PostgreSQL both take it,
+        # and it keeps each transaction (and its locks) small however much is due.
+        chosen = select(key).where(condition).limit(batch)
+        if order is not None:
+            chosen = chosen.order_by(order)
+        async with self.sessions.begin() as s:
+            result = await s.execute(delete(key.class_).where(key.in_(chosen))
+                                     .execution_options(synchronize_session=False))
+            return _rowcount(result)
 
     async def rooms(self) -> list[str]:
         async with self.sessions() as s:

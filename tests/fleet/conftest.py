@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +61,25 @@ class Running:
         return f"{self.url}/token"
 
 
-async def start_service(store: Store, **settings: Any) -> Running:
+class Wall:
+    """A wall clock the test moves (sessions, login limits, audit retention)."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))  # whole seconds: Retry-After values are exact
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def start_service(store: Store, wall: Callable[[], float] = time.time,
+                        **settings: Any) -> Running:
     from aiohttp import web
 
     options: dict[str, Any] = dict(livekit_url="ws://127.0.0.1:9", api_key=API_KEY,
-                                   api_secret=API_SECRET, poll_interval=3600.0)
+                                   api_secret=API_SECRET, poll_interval=3600.0,
+                                   housekeeping_interval=3600.0)
     options.update(settings)
-    service = FleetService(store, FleetSettings(**options))
+    service = FleetService(store, FleetSettings(**options), wall=wall)
     runner = web.AppRunner(service.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -12,9 +12,34 @@ from appliance.fleet.store import DuplicateDevice, Store, import_rows
 
 
 async def test_migrations_are_versioned_and_idempotent(store: Store) -> None:
-    assert await store.schema_version() == "0001"
+    assert await store.schema_version() == "0002"
     await store.migrate()  # a second instance starting up: nothing to do
+    assert await store.schema_version() == "0002"
+
+
+async def test_a_0001_registry_upgrades_in_place(store: Store) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy.engine import Connection
+
+    from appliance.fleet.store import MIGRATIONS
+
+    await store.enrol("kiosk-1", "lobby")
+
+    def downgrade(conn: Connection) -> None:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+
+    async with store.engine.begin() as conn:
+        await conn.run_sync(downgrade)
     assert await store.schema_version() == "0001"
+    await store.migrate()
+    assert await store.schema_version() == "0002"
+    assert (await store.device("kiosk-1")) is not None
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT COUNT(*) FROM login_limits"))).scalar() == 0
 
 
 async def test_enrolment_stores_a_hash_never_the_key(store: Store) -> None:

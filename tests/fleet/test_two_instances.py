@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -24,7 +25,7 @@ async def pair(pg_url: str) -> AsyncIterator[tuple[Store, Store]]:
 async def test_two_instances_share_registry_revocation_and_rate_limits(
         pair: tuple[Store, Store]) -> None:
     a, b = pair
-    assert await a.schema_version() == await b.schema_version() == "0001"
+    assert await a.schema_version() == await b.schema_version() == "0002"
     one, two = (await start_service(a, device_limit=3), await start_service(b, device_limit=3))
     try:
         key = await a.enrol("kiosk-1", "lobby")
@@ -41,6 +42,28 @@ async def test_two_instances_share_registry_revocation_and_rate_limits(
                     assert resp.status == 403
         issued = [a.action for a in await a.audit_rows(identity="kiosk-1")]
         assert issued.count("issue") == 3 and issued.count("refuse") == 3
+    finally:
+        await one.runner.cleanup()
+        await two.runner.cleanup()
+
+
+async def test_two_instances_count_failed_logins_together(pair: tuple[Store, Store]) -> None:
+    a, b = pair
+    await a.set_operator("alice", "correct horse")
+    one, two = await start_service(a), await start_service(b)
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            statuses = []
+            for n in range(6):  # alternating instances, as behind a load balancer
+                url = (one, two)[n % 2].url
+                async with http.get(f"{url}/login") as resp:
+                    csrf = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+                    assert csrf is not None
+                async with http.post(f"{url}/login", allow_redirects=False,
+                                     data={"csrf": csrf.group(1), "name": "alice",
+                                           "password": "wrong password"}) as resp:
+                    statuses.append(resp.status)
+            assert statuses == [303] * 5 + [429]
     finally:
         await one.runner.cleanup()
         await two.runner.cleanup()
