@@ -302,12 +302,13 @@ async def kiosk(url: str, token: str, spec: dict[str, Any]) -> None:
 
     await window(spec["warmup"])
     threads0, cpu0, wall0 = thread_times(), os.times(), time.monotonic()
-    probe(loop.time())
     rss: list[float] = [rss_mib()]
-    for _ in range(spec["rss_minutes"]):
+    for _ in range(spec["rss_minutes"]):  # nothing of the bench's own grows meanwhile
         await window(60)
         rss.append(rss_mib())
-        print(json.dumps({"rss_mib": rss[-1], "minute": len(rss) - 1}), flush=True)
+        print(json.dumps({"rss_mib": rss[-1], "minute": len(rss) - 1,
+                          "python_blocks": sys.getallocatedblocks()}), flush=True)
+    probe(loop.time())
     await window(spec["seconds"])
     stop.set()
     threads1, cpu1, wall1 = thread_times(), os.times(), time.monotonic()
@@ -405,8 +406,8 @@ async def run(spec: dict[str, Any], profile: bool) -> dict[str, Any]:
                     raise SystemExit(f"kiosk for lane {spec['lane']} ended early")
                 result = json.loads(line)
                 if "minute" in result:
-                    print(f"  minute {result['minute']}: RSS {result['rss_mib']:.1f} MiB",
-                          flush=True)
+                    print(f"  minute {result['minute']}: RSS {result['rss_mib']:.1f} MiB, "
+                          f"Python heap blocks {result['python_blocks']}", flush=True)
         stats = srv.track_stats(room, "kiosk", "video")
         video, audio = spec["lane"] not in ("idle", *AUDIO_LANES), spec["lane"] in (
             *AUDIO_LANES, "kiosk")
