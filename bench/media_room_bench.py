@@ -238,15 +238,17 @@ async def whole_kiosk(spec: dict[str, Any]) -> Any:
     speaker, which feeds the echo canceller. Returns the media layer once both tracks are up."""
     from dataclasses import replace
 
-    from appliance.config import GpioConfig, LiveKitConfig
+    from appliance.config import ControlConfig, GpioConfig, LiveKitConfig
     from appliance.kiosk import build_kiosk
     from appliance.session.model import RoomState, StopRequested, TrackState
     from appliance.systemd import Notifier
 
+    tmp = tempfile.TemporaryDirectory(prefix="media-bench-")  # the control socket's folder
     cfg = replace(kiosk_config("kiosk", spec["width"], spec["height"]),
                   livekit=LiveKitConfig(url=spec["url"], room=spec["room"], identity="kiosk",
                                         api_key=spec["api_key"], api_secret=spec["api_secret"]),
-                  gpio=GpioConfig(pin_factory="mock"))
+                  gpio=GpioConfig(pin_factory="mock"),
+                  control=ControlConfig(socket=Path(tmp.name) / "control.sock"))
     kiosk = build_kiosk(cfg, notifier=Notifier({}), devices=True)
     up = asyncio.Event()
 
@@ -264,6 +266,7 @@ async def whole_kiosk(spec: dict[str, Any]) -> Any:
         kiosk.runner.post(StopRequested(kiosk.runner.clock(), "bench done"))
         async with asyncio.timeout(10):
             await task
+        tmp.cleanup()
 
     return kiosk.media, close
 
