@@ -336,6 +336,7 @@ async def kiosk(url: str, token: str, spec: dict[str, Any]) -> None:
                       "lag_p99_ms": float(np.percentile(lags, 99)) * 1000,
                       "lag_max_ms": max(lags) * 1000, "rss_mib": rss_mib(), "rss": rss,
                       "video_sent": camera.sent.count if camera else 0,
+                      "keyframes_asked": camera.keyframes_requested if camera else 0,
                       "audio_sent": mic.sent.count if mic else 0}), flush=True)
     await close()
 
@@ -439,8 +440,10 @@ def print_split(name: str, r: dict[str, Any]) -> None:
     print(f"  {name}: {shown}")
     if r["encoder"]:
         e = r["encoder"]
+        asked = (f", {r['keyframes_asked']} keyframe requests answered"
+                 if r["keyframes_asked"] else "")
         print(f"    sent {e['kbps']:.0f} kbit/s at {e['fps']:.0f} fps (target "
-              f"{e['target_kbps']:.0f} kbit/s, limited by {e['limited_by']})")
+              f"{e['target_kbps']:.0f} kbit/s, limited by {e['limited_by']}){asked}")
     for row in r["profile"]:
         print(row)
 
