@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +279,8 @@ async def kiosk(url: str, token: str, spec: dict[str, Any]) -> None:
     from livekit import rtc
 
     lane, width, height = spec["lane"], spec["width"], spec["height"]
+    if spec.get("trace"):
+        tracemalloc.start()
     if lane in ("raw", "h264", "kiosk"):
         fake_picamera2.install()
         clip = load_clip(width, height)
@@ -306,11 +309,17 @@ async def kiosk(url: str, token: str, spec: dict[str, Any]) -> None:
     await window(spec["warmup"])
     threads0, cpu0, wall0 = thread_times(), os.times(), time.monotonic()
     rss: list[float] = [rss_mib()]
-    for _ in range(spec["rss_minutes"]):  # nothing of the bench's own grows meanwhile
+    first: Any = None
+    for minute in range(spec["rss_minutes"]):  # nothing of the bench's own grows meanwhile
         await window(60)
         rss.append(rss_mib())
+        if spec.get("trace") and minute == 0:
+            first = tracemalloc.take_snapshot()
         print(json.dumps({"rss_mib": rss[-1], "minute": len(rss) - 1,
                           "python_blocks": sys.getallocatedblocks()}), flush=True)
+    if first is not None:
+        growth = tracemalloc.take_snapshot().compare_to(first, "lineno")
+        print(json.dumps({"growth": [str(g) for g in growth[:10]]}), flush=True)
     probe(loop.time())
     await window(spec["seconds"])
     stop.set()
@@ -409,7 +418,11 @@ async def run(spec: dict[str, Any], profile: bool) -> dict[str, Any]:
                 if not line:
                     raise SystemExit(f"kiosk for lane {spec['lane']} ended early")
                 result = json.loads(line)
-                if "minute" in result:
+                if "growth" in result:
+                    print("  Python allocations grown since minute 1 (tracemalloc):")
+                    for row in result["growth"]:
+                        print(f"    {row}")
+                elif "minute" in result:
                     print(f"  minute {result['minute']}: RSS {result['rss_mib']:.1f} MiB, "
                           f"Python heap blocks {result['python_blocks']}", flush=True)
         stats = srv.track_stats(room, "kiosk", "video")
@@ -491,7 +504,7 @@ async def rss_run(args: argparse.Namespace) -> None:
     width, height = SIZES[args.sizes.split(",")[0]]
     load_clip(width, height)
     spec = {"warmup": args.warmup, "seconds": 1.0, "rss_minutes": args.rss_minutes,
-            "lane": args.lane, "width": width, "height": height}
+            "lane": args.lane, "width": width, "height": height, "trace": args.trace}
     print(f"lane {args.lane} {height}p{FPS}: RSS once a minute for {args.rss_minutes} minutes")
     r = await run(spec, False)
     growth = r["rss"][-1] - r["rss"][1] if len(r["rss"]) > 2 else float("nan")
@@ -514,6 +527,8 @@ def main() -> int:
     parser.add_argument("--rss-minutes", type=int, default=0,
                         help="run one lane this long and print RSS once a minute")
     parser.add_argument("--lane", default="kiosk", choices=LANES)
+    parser.add_argument("--trace", action="store_true",
+                        help="with --rss-minutes: print what Python allocated since minute 1")
     args = parser.parse_args()
     if args.profile and py_spy() is None:
         parser.error("--profile needs py-spy on PATH (pip install py-spy)")
