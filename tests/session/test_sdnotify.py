@@ -96,7 +96,9 @@ async def test_ready_status_watchdog_stopping(notify: NotifySocket,
     h.runner.post(StopRequested(h.runner.clock(), "SIGTERM"))
     async with asyncio.timeout(5):
         await h.task
-    await _until(notify, lambda: "STOPPING=1" in notify.texts())
+    # Both go out in one step, STOPPING=1 first; wait for the reader to have taken both.
+    await _until(notify, lambda: "STOPPING=1" in notify.texts()
+                 and "STATUS=kiosk-1: stopping" in notify.texts())
     texts = [m for _, m in notify.messages if m != "WATCHDOG=1"]
     assert texts.count("READY=1") == 1
     statuses = [t.removeprefix("STATUS=") for t in texts if t.startswith("STATUS=")]
