@@ -61,7 +61,8 @@ def run_demo(args: argparse.Namespace) -> int:
             return EX_DATAERR
     elif not sys.stdin.isatty():
         print("appliance demo: the live panel needs a terminal; use --script FILE to run "
-              "without one", file=sys.stderr)
+              "without one, e.g. `scripts/demo --script tests/demo/smoke.script`",
+              file=sys.stderr)
         return EX_DATAERR
     _warn_without_network()
     try:

@@ -32,6 +32,7 @@ class Step:
 # verb -> (min args, max args)
 _ARITY = {"press": (1, 1), "hold": (1, 2), "fault": (1, 3), "remote": (1, 2), "wait": (1, 1),
           "expect": (2, 2)}
+VERBS = tuple(_ARITY)
 # `remote ACTION`: what `appliance ops ACTION kiosk-demo` does. Not `restart`: the demo has no
 # systemd to start the kiosk again, so the rest of the script would only find it gone.
 REMOTE_ACTIONS = ("identify", "mute", "camera-off", "rejoin", "leave", "remove", "status")

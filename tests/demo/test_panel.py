@@ -14,7 +14,7 @@ from rich.console import Console
 
 from appliance.demo.panel import KEY_HELP, TITLE, fit, render, svg
 from appliance.demo.runner import KEYS, Actions
-from appliance.demo.script import parse
+from appliance.demo.script import REMOTE_ACTIONS, VERBS, parse
 from appliance.demo.view import LevelMeter, Observer
 from appliance.errors import ConfigError
 from appliance.indicators import as_json, indicators
@@ -224,6 +224,15 @@ def test_readme_shows_the_smoke_script_as_it_is() -> None:
     readme = (root / "README.md").read_text()
     example = readme.split("Example (`tests/demo/smoke.script`):\n\n```\n", 1)[1].split("```", 1)[0]
     assert example == (root / "tests" / "demo" / "smoke.script").read_text()
+
+
+def test_every_script_step_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    steps = readme.split("\nSteps: ", 1)[1].split("\n\n", 1)[0]
+    for verb in VERBS:
+        assert f"`{verb} " in steps, verb
+    for action in REMOTE_ACTIONS:
+        assert f"`{action}" in steps, action
 
 
 def test_every_key_is_in_the_help_line_and_the_readme() -> None:
