@@ -29,10 +29,19 @@ def register(subparsers: Any) -> None:
         "the panel) and a kiosk with simulated camera, microphone, speaker and GPIO that gets "
         "its tokens from the fleet service, then shows a live panel. Keys press the buttons and "
         "inject faults.",
+        epilog="A script has one step a line: press BUTTON, hold BUTTON [SECONDS], fault NAME "
+        "[ARGS], remote ACTION (an operator's `appliance ops ACTION`), wait SECONDS, expect "
+        "FIELD VALUE [within SECONDS]. Examples: tests/demo/*.script; the README's Quick start "
+        "lists the steps. Run it as `scripts/demo --script FILE`: media needs the demo's "
+        "network namespace.",
     )
     parser.add_argument("--script", type=Path, metavar="FILE",
                         help="replay presses, faults and expectations from FILE without a "
                         "terminal; print the state as text lines; exit 1 if an expectation fails")
+    parser.add_argument("--svg", type=Path, metavar="OUT",
+                        help="also write the panel as an SVG picture to OUT: when the script "
+                        "ends, or when you quit the live panel with q (the console's password "
+                        "is left out)")
     parser.set_defaults(func=run_demo)
 
 
@@ -40,6 +49,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from appliance.demo import script
 
     steps = None
+    if args.svg is not None and not args.svg.parent.is_dir():
+        print(f"appliance demo: --svg {args.svg}: no folder {args.svg.parent}", file=sys.stderr)
+        return EX_DATAERR
     if args.script is not None:
         try:
             steps = script.load(args.script)
@@ -49,11 +61,12 @@ def run_demo(args: argparse.Namespace) -> int:
             return EX_DATAERR
     elif not sys.stdin.isatty():
         print("appliance demo: the live panel needs a terminal; use --script FILE to run "
-              "without one", file=sys.stderr)
+              "without one, e.g. `scripts/demo --script tests/demo/smoke.script`",
+              file=sys.stderr)
         return EX_DATAERR
     _warn_without_network()
     try:
-        return asyncio.run(_main(steps))
+        return asyncio.run(_main(steps, args.svg))
     except KeyboardInterrupt:
         return 130
 
@@ -78,7 +91,7 @@ def _warn_without_network() -> None:
               "with a veth pair.", file=sys.stderr)
 
 
-async def _main(steps: list[Any] | None) -> int:
+async def _main(steps: list[Any] | None, svg: Path | None) -> int:
     from appliance.demo.view import Observer
     from appliance.demo.world import KIOSK, DemoError, DemoWorld
 
@@ -95,12 +108,14 @@ async def _main(steps: list[Any] | None) -> int:
             if steps is not None:
                 from appliance.demo.runner import run_script
 
+                print("# starting the LiveKit test double, the fleet service and the kiosk "
+                      "(a few seconds)", flush=True)
                 await world.start()
-                return await run_script(world, observer, steps)
+                return await run_script(world, observer, steps, svg)
             from appliance.demo.runner import run_interactive
 
             with _cbreak(sys.stdin.fileno()):
-                return await run_interactive(world, observer)  # starts the world itself
+                return await run_interactive(world, observer, svg)  # starts the world itself
     except DemoError as exc:
         print(f"appliance demo: {exc}", file=sys.stderr)
         return EX_FAIL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from typing import Any
@@ -26,6 +27,9 @@ KEY_HELP = (
 HEALTH_ORDER = ("state", "fault", "mic", "camera", "camera_rung", "quality", "crashes",
                 "remote_unmutes_refused", "version", "profile", "started", "temp_c", "throttled")
 HEALTH_PER_ROW = 4
+TITLE = "room-kiosk appliance: demo"
+SVG_COLUMNS = 110  # the README's picture: readable at a web page's width
+SVG_LOG_ROWS = 10
 
 
 def lit(pattern: dict[str, Any], now: float) -> float:
@@ -137,4 +141,14 @@ def render(view: View, message: str = "", log_rows: int = 8) -> RenderableType:
         Text(message, style="yellow") if message else Text(""),
         Text(KEY_HELP, style="dim"),
     )
-    return Panel(body, title="room-kiosk appliance: demo", border_style="cyan")
+    return Panel(body, title=TITLE, border_style="cyan")
+
+
+def svg(view: View, message: str = "", columns: int = SVG_COLUMNS) -> str:
+    """The panel as an SVG picture (the README's docs/demo.svg comes from here): as many
+    transition rows as there were transitions, up to SVG_LOG_ROWS."""
+    console = Console(width=columns, record=True, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor")
+    log_rows = max(1, min(SVG_LOG_ROWS, len(view.transitions)))
+    console.print(render(view, message, log_rows=log_rows))
+    return console.export_svg(title=TITLE)

@@ -7,11 +7,13 @@ import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 
+from appliance.demo import panel
 from appliance.demo.panel import fit
 from appliance.demo.script import Step
 from appliance.demo.view import Observer, View
@@ -46,6 +48,7 @@ class Actions:
         self.black_hole = False
         self.far_end_present = True
         self.camera_present = True
+        self.said = ""  # what the last step reported: the message line of a picture
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _later(self, delay: float, action: Callable[[], Awaitable[None]]) -> None:
@@ -69,6 +72,11 @@ class Actions:
             task.cancel()
 
     async def perform(self, verb: str, args: tuple[str, ...]) -> str:
+        said = await self._perform(verb, args)
+        self.said = said or self.said
+        return said
+
+    async def _perform(self, verb: str, args: tuple[str, ...]) -> str:
         w = self.world
         if verb == "press":
             await w.press(args[0])
@@ -80,15 +88,19 @@ class Actions:
             await asyncio.sleep(float(args[0]))
             return ""
         if verb == "remote":
-            return await self._remote(args[0] if args else "identify")
+            return await self._remote(args[0], float(args[1]) if len(args) > 1 else 10.0)
         if verb != "fault":
             raise DemoError(f"unknown step {verb!r}")
         return await self._fault(args[0], args[1:])
 
-    async def _remote(self, action: str) -> str:
-        argv = (action, KIOSK, "--seconds", "10") if action == "identify" else (action, KIOSK)
+    async def _remote(self, action: str, seconds: float) -> str:
+        """An operator's `appliance ops ACTION kiosk-demo`; a refusal is reported, not raised
+        (a script may check that the kiosk refuses)."""
+        argv = ((action, KIOSK, "--seconds", f"{seconds:g}") if action == "identify"
+                else (action, KIOSK))
         code, said = await _run_ops(self.world, *argv)
-        return f"appliance ops {action} {KIOSK}: {'done' if code == 0 else 'failed'} ({said})"
+        outcome = "done" if code == 0 else f"failed, exit {code}"
+        return f"appliance ops {' '.join(argv)}: {outcome} ({said})"
 
     async def _fault(self, name: str, rest: tuple[str, ...]) -> str:
         w = self.world
@@ -172,12 +184,29 @@ async def _snapshot(world: DemoWorld, observer: Observer) -> View:
     return view
 
 
-async def run_script(world: DemoWorld, observer: Observer, steps: list[Step]) -> int:
+async def write_svg(world: DemoWorld, observer: Observer, path: Path, message: str) -> None:
+    """The panel as it is now, as an SVG picture; the operator's password left out."""
+    view = await _snapshot(world, observer)
+    if view.console:
+        view.console = world.console_text(password=False)
+    try:
+        await asyncio.to_thread(path.write_text, panel.svg(view, message))
+    except OSError as exc:
+        raise DemoError(f"cannot write the panel to {path}: {exc.strerror}") from None
+
+
+async def run_script(world: DemoWorld, observer: Observer, steps: list[Step],
+                     svg: Path | None = None) -> int:
+    """Replay `steps`; with `svg`, the panel at the end (met or not) is written there too."""
     actions = Actions(world)
     try:
-        return await _replay(world, observer, steps, actions)
+        code = await _replay(world, observer, steps, actions)
     finally:
         actions.close()
+    if svg is not None:
+        await write_svg(world, observer, svg, actions.said)
+        print(f"# panel written to {svg}", flush=True)
+    return code
 
 
 async def _replay(world: DemoWorld, observer: Observer, steps: list[Step],
@@ -224,8 +253,11 @@ async def _replay(world: DemoWorld, observer: Observer, steps: list[Step],
     return 0
 
 
-async def run_interactive(world: DemoWorld, observer: Observer) -> int:
-    """The live panel, drawn from the first moment: the start-up and the first join show too."""
+async def run_interactive(world: DemoWorld, observer: Observer, svg: Path | None = None) -> int:
+    """The live panel, drawn from the first moment: the start-up and the first join show too.
+
+    With `svg`, quitting with `q` writes the panel as it was then to that file.
+    """
     actions = Actions(world)
     loop = asyncio.get_running_loop()
     keys: asyncio.Queue[str] = asyncio.Queue()
@@ -261,6 +293,8 @@ async def run_interactive(world: DemoWorld, observer: Observer) -> int:
                 with contextlib.suppress(TimeoutError):
                     key = await asyncio.wait_for(keys.get(), POLL)
                     if key in ("q", "Q"):
+                        if svg is not None:
+                            await write_svg(world, observer, svg, shown)
                         return 0
                     if key in KEYS and not ready:
                         message = f"key {key!r} ignored: the kiosk is not started yet"

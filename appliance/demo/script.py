@@ -15,8 +15,8 @@ DEFAULT_WITHIN = 30.0
 class Step:
     """One line of a script.
 
-    `verb` is `press`, `hold`, `fault`, `wait` or `expect`; `args` are its words; `within` bounds
-    how long an `expect` may take before the script fails.
+    `verb` is `press`, `hold`, `fault`, `remote`, `wait` or `expect`; `args` are its words;
+    `within` bounds how long an `expect` may take before the script fails.
     """
 
     line: int
@@ -30,7 +30,12 @@ class Step:
 
 
 # verb -> (min args, max args)
-_ARITY = {"press": (1, 1), "hold": (1, 2), "fault": (1, 3), "wait": (1, 1), "expect": (2, 2)}
+_ARITY = {"press": (1, 1), "hold": (1, 2), "fault": (1, 3), "remote": (1, 2), "wait": (1, 1),
+          "expect": (2, 2)}
+VERBS = tuple(_ARITY)
+# `remote ACTION`: what `appliance ops ACTION kiosk-demo` does. Not `restart`: the demo has no
+# systemd to start the kiosk again, so the rest of the script would only find it gone.
+REMOTE_ACTIONS = ("identify", "mute", "camera-off", "rejoin", "leave", "remove", "status")
 
 
 def parse(text: str, source: str = "<script>") -> list[Step]:
@@ -64,7 +69,14 @@ def parse(text: str, source: str = "<script>") -> list[Step]:
         if not low <= len(args) <= high:
             problems.append(f"{source}:{number}: `{verb}` takes {low}..{high} argument(s)")
             continue
-        if verb == "wait" or (verb == "hold" and len(args) == 2):
+        if verb == "remote" and args[0] not in REMOTE_ACTIONS:
+            problems.append(f"{source}:{number}: unknown remote action {args[0]!r}; expected "
+                            f"one of {', '.join(REMOTE_ACTIONS)}")
+            continue
+        if verb == "remote" and len(args) == 2 and args[0] != "identify":
+            problems.append(f"{source}:{number}: only `remote identify` takes seconds")
+            continue
+        if verb == "wait" or (verb in ("hold", "remote") and len(args) == 2):
             try:
                 float(args[-1])
             except ValueError:

@@ -148,6 +148,12 @@ class DemoWorld:
 
     @property
     def console_line(self) -> str:
+        return self.console_text()
+
+    def console_text(self, *, password: bool = True) -> str:
+        """The console's address and login; without `password` (pictures) it is not shown."""
+        if not password:
+            return f"{self.console_url}  operator {OPERATOR!r}, password (new each run)"
         where = ("" if self._host_console is not None or os.environ.get("APPLIANCE_NETNS") != "1"
                  else " (inside the demo's network namespace)")
         return (f"{self.console_url}{where}  operator {OPERATOR!r}, "

@@ -276,7 +276,7 @@ class FakeTokens:
         self.failures: deque[Exception] = deque()
         self.closed = 0
 
-    async def get(self, *, fresh: bool = False) -> tuple[str, str]:
+    async def get(self, *, fresh: bool = False, probe: bool = False) -> tuple[str, str]:
         self.fetches.append(fresh)
         if self.failures:
             raise self.failures.popleft()

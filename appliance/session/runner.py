@@ -295,7 +295,7 @@ class Runner:
         self._probe = None
         assert self.link is not None
         try:
-            url, token = await self.tokens.get(fresh=self.state.auth_lane)
+            url, token = await self.tokens.get(fresh=self.state.auth_lane, probe=True)
         except AuthRejected:
             verdict = ProbeVerdict.AUTH
         except ConfigError:
@@ -323,6 +323,7 @@ class Runner:
             self.post(ConnectFailed(self.clock(), str(exc), JoinFailure.CONFIG))
             return
         except TokenError as exc:
+            log.warning("cannot get a token: %s", exc)
             self.post(ConnectFailed(self.clock(), str(exc)))
             return
         log.info("joining %s at %s (attempt %d)", self.cfg.livekit.room, url, effect.attempt + 1)

@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 
 # Before any (re)join, a token expiring sooner than this is replaced first.
 REFRESH_MARGIN = 300.0
+# A probe only asks /rtc/validate whether a join would pass, so any token still valid this long
+# will do. Fetching one per probe (every ~1.25 s while out) would use up the fleet endpoint's
+# per-device limit (10 a minute) during an outage, and the join the probe then lets through
+# would find the endpoint refusing it for up to a minute.
+PROBE_MARGIN = 30.0
 ENDPOINT_TIMEOUT = 10.0
 
 
@@ -61,16 +66,17 @@ class TokenSource:
         exp = token_expiry(self._token)
         return None if exp is None else exp - self._wall()
 
-    def _fresh_enough(self) -> bool:
+    def _fresh_enough(self, margin: float = REFRESH_MARGIN) -> bool:
         left = self.expires_in()
-        return self._token is not None and (left is None or left > REFRESH_MARGIN)
+        return self._token is not None and (left is None or left > margin)
 
     def observe_refreshed(self, token: str) -> None:
         """The SDK got a new token from the server (`token_refreshed`): rejoin with it."""
         register_secret(token)
         self._token = token
 
-    async def get(self, *, fresh: bool = False) -> tuple[str, str]:
+    async def get(self, *, fresh: bool = False, probe: bool = False) -> tuple[str, str]:
+        """(url, token) for a join; with `probe`, for a validate probe (see PROBE_MARGIN)."""
         async with self._lock:
             if self.kind == "static":
                 if self._token is None:
@@ -79,7 +85,7 @@ class TokenSource:
                     log.warning("static token expires in %.0f s; set a token source that can "
                                 "renew (api_key/api_secret or token_url)", self.expires_in() or 0)
                 return self._url, self._token
-            if fresh or not self._fresh_enough():
+            if fresh or not self._fresh_enough(PROBE_MARGIN if probe else REFRESH_MARGIN):
                 if self.kind == "local":
                     self._token = await self._mint()
                 else:

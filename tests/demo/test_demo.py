@@ -10,6 +10,7 @@ import select
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -49,10 +50,12 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
-def run_script(path: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*DEMO, "--script", str(path)], capture_output=True, text=True,
+def run_script(path: Path, timeout: float, *extra: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*DEMO, "--script", str(path), *extra], capture_output=True, text=True,
                             timeout=timeout, stdin=subprocess.DEVNULL)
-    pids = [int(p) for p in re.findall(r"\[(\d+)\]", result.stdout.split("\n", 1)[0])]
+    listed = re.search(r"^# processes: .*$", result.stdout, re.M)
+    assert listed is not None, result.stdout + result.stderr
+    pids = [int(p) for p in re.findall(r"\[(\d+)\]", listed.group(0))]
     assert pids, result.stdout + result.stderr
     assert not [p for p in pids if _alive(p)], "demo left processes running"
     return result
@@ -66,6 +69,14 @@ def test_bad_script_names_the_line(tmp_path: Path) -> None:
     assert result.returncode == 65
     assert f"{script}:2: unknown step 'frobnicate'" in result.stderr
     assert f"{script}:3: `expect` takes 2..2 argument(s)" in result.stderr
+
+
+def test_svg_needs_an_existing_folder(tmp_path: Path) -> None:
+    result = subprocess.run([*DEMO, "--script", str(HERE / "smoke.script"), "--svg",
+                             str(tmp_path / "nowhere" / "panel.svg")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 65
+    assert f"no folder {tmp_path / 'nowhere'}" in result.stderr
 
 
 def test_panel_needs_a_terminal() -> None:
@@ -92,6 +103,27 @@ def test_script_smoke_mute_leave_join() -> None:
                   if line.startswith("t=") and "status=with_others" in line)
     tokens = re.search(r"fleet\.tokens=(\d+)", joined)
     assert tokens is not None and int(tokens.group(1)) >= 1, joined
+
+
+@pytest.mark.e2e
+def test_script_remote_identify_and_mute_then_the_panel_as_svg(tmp_path: Path) -> None:
+    picture = tmp_path / "panel.svg"
+    result = run_script(HERE / "remote.script", 240, "--svg", str(picture))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # The operator's tool ran and answered, as with the `i` key.
+    assert re.search(r"^# appliance ops identify kiosk-demo --seconds 5: done", result.stdout,
+                     re.M), result.stdout[-3000:]
+    assert re.search(r"^# appliance ops mute kiosk-demo: done", result.stdout, re.M)
+    assert f"# panel written to {picture}" in result.stdout
+    password = re.search(r"password '(\S+)'$", result.stdout, re.M)
+    assert password is not None
+    text = picture.read_text()
+    root = ET.fromstring(text)  # well-formed XML ...
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"  # ... and an SVG
+    drawn = "".join(root.itertext()).replace("\xa0", " ")
+    assert "room-kiosk appliance: demo" in drawn
+    assert "password (new each run)" in drawn
+    assert password.group(1) not in text
 
 
 @pytest.mark.e2e

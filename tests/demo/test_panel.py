@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from appliance.demo.panel import KEY_HELP, fit, render
+from appliance.demo.panel import KEY_HELP, TITLE, fit, render, svg
 from appliance.demo.runner import KEYS, Actions
-from appliance.demo.script import parse
+from appliance.demo.script import REMOTE_ACTIONS, VERBS, parse
 from appliance.demo.view import LevelMeter, Observer
 from appliance.errors import ConfigError
 from appliance.indicators import as_json, indicators
@@ -79,6 +80,41 @@ def test_script_hold_takes_optional_seconds() -> None:
     assert [s.args for s in steps] == [("mute",), ("leave", "6")]
     with pytest.raises(ConfigError, match="`hold` needs seconds, found 'long'"):
         parse("hold mute long\n")
+
+
+def test_script_remote_names_an_ops_action() -> None:
+    steps = parse("remote identify\nremote identify 5\nremote mute\nremote rejoin\n")
+    assert [s.args for s in steps] == [("identify",), ("identify", "5"), ("mute",), ("rejoin",)]
+    with pytest.raises(ConfigError) as raised:
+        parse("remote unmute\nremote restart\nremote mute 5\nremote identify soon\nremote\n")
+    assert raised.value.problems == [
+        "<script>:1: unknown remote action 'unmute'; expected one of identify, mute, "
+        "camera-off, rejoin, leave, remove, status",
+        "<script>:2: unknown remote action 'restart'; expected one of identify, mute, "
+        "camera-off, rejoin, leave, remove, status",
+        "<script>:3: only `remote identify` takes seconds",
+        "<script>:4: `remote` needs seconds, found 'soon'",
+        "<script>:5: `remote` takes 1..2 argument(s)",
+    ]
+
+
+def test_the_key_i_and_the_remote_step_are_one_action() -> None:
+    assert KEYS["i"] == ("remote", ("identify",))
+    assert parse("remote identify\n")[0].args == KEYS["i"][1]
+
+
+def test_the_panel_as_svg_is_an_svg_with_the_panel_in_it() -> None:
+    in_room = State(identity="kiosk-demo", room_name="demo", room=RoomState.CONNECTED)
+    view = Observer("kiosk-demo", silent).fold(reply(in_room), None)
+    view.console = "http://127.0.0.1:7890/  operator 'demo', password (new each run)"
+    root = ET.fromstring(svg(view, "pressed mute"))
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    drawn = "".join(root.itertext()).replace("\xa0", " ")
+    for shown in (TITLE, "LEDs", "health attributes", "console", "password (new each run)",
+                  "pressed mute"):
+        assert shown in drawn, shown
+    width = float(root.attrib["viewBox"].split()[2])
+    assert 1000 < width < 1600  # about 110 columns: a picture a README can show
 
 
 def test_the_panel_counts_down_to_the_next_attempt() -> None:
@@ -188,6 +224,15 @@ def test_readme_shows_the_smoke_script_as_it_is() -> None:
     readme = (root / "README.md").read_text()
     example = readme.split("Example (`tests/demo/smoke.script`):\n\n```\n", 1)[1].split("```", 1)[0]
     assert example == (root / "tests" / "demo" / "smoke.script").read_text()
+
+
+def test_every_script_step_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    steps = readme.split("\nSteps: ", 1)[1].split("\n\n", 1)[0]
+    for verb in VERBS:
+        assert f"`{verb} " in steps, verb
+    for action in REMOTE_ACTIONS:
+        assert f"`{action}" in steps, action
 
 
 def test_every_key_is_in_the_help_line_and_the_readme() -> None:

@@ -19,7 +19,7 @@ from appliance.session.link import looks_like_auth
 from appliance.session.model import TrackKind
 from appliance.session.netwatch import LinkState, change_event, parse_default_route
 from appliance.session.stall import Progress, StallWatch
-from appliance.session.tokens import REFRESH_MARGIN, TokenSource
+from appliance.session.tokens import PROBE_MARGIN, REFRESH_MARGIN, TokenSource
 
 
 def test_ceiling_doubles_and_caps() -> None:
@@ -80,13 +80,13 @@ async def test_refreshed_token_from_the_sdk_is_used_for_the_next_join() -> None:
 @pytest.fixture
 async def endpoint(tmp_path: Path) -> Any:
     seen: list[dict[str, Any]] = []
-    mode = {"status": 200}
+    mode: dict[str, float] = {"status": 200, "exp": 9e9}
 
     async def token(request: web.Request) -> web.Response:
         seen.append({"auth": request.headers.get("Authorization"), "body": await request.json()})
         if mode["status"] != 200:
-            return web.Response(status=mode["status"], text="no")
-        return web.json_response({"token": _jwt(9e9), "url": "ws://elsewhere"})
+            return web.Response(status=int(mode["status"]), text="no")
+        return web.json_response({"token": _jwt(mode["exp"]), "url": "ws://elsewhere"})
 
     app = web.Application()
     app.router.add_post("/token", token)
@@ -120,6 +120,28 @@ async def test_endpoint_posts_identity_room_with_bearer_key(endpoint: Any) -> No
     finally:
         await src.aclose()
         await src.aclose()  # idempotent
+
+
+async def test_probes_reuse_a_token_that_joins_would_replace(endpoint: Any) -> None:
+    """A fleet token lives the kiosk's refresh margin (300 s), so every join fetches one; a
+    probe every ~1.25 s must not, or the endpoint's per-device limit locks the kiosk out."""
+    url, key, seen, mode = endpoint
+    now = [1_000_000.0]
+    mode["exp"] = now[0] + REFRESH_MARGIN - 1  # as the fleet service issues them
+    src = TokenSource(_cfg(token_url=url, device_key_file=key), wall=lambda: now[0])
+    try:
+        for _ in range(5):
+            await src.get(probe=True)
+        assert len(seen) == 1  # fetched once, then reused by every probe
+        await src.get()
+        assert len(seen) == 2  # a join still fetches a fresh one (a revoked key is refused)
+        now[0] = mode["exp"] - PROBE_MARGIN + 1  # about to expire: even a probe fetches
+        await src.get(probe=True)
+        assert len(seen) == 3
+        await src.get(probe=True, fresh=True)  # the auth lane always asks again
+        assert len(seen) == 4
+    finally:
+        await src.aclose()
 
 
 def test_auth_words() -> None:
