@@ -80,3 +80,16 @@ def device_file(tmp_path: Path) -> Path:
         '[livekit]\nidentity = "kiosk-07"\nroom = "lobby"\napi_key = "APIkey"\n'
         'api_secret = "s3cret-value-123"\n\n[camera]\nwidth = 640\nheight = 480\n',
     )
+
+
+def run_cli(*argv: str) -> int:
+    """`appliance provision ARGV...` in this process; its exit status."""
+    import argparse
+
+    from appliance.provision import command
+
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    args = parser.parse_args(["provision", *argv])
+    code: int = args.func(args)
+    return code

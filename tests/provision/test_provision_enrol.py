@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from provision_images import make_image, write_private
+from provision_images import make_image, run_cli, write_private
 
 from appliance.config import Config, LiveKitConfig
 from appliance.config.layers import parse_layer
@@ -22,18 +22,6 @@ from appliance.provision.enrol import KEY_NAME, KEY_PATH
 FLEET_DEVICE = ('# kiosk {n}: fleet tokens (token_url comes with the image)\n'
                 '[livekit]\nidentity = "kiosk-{n}"\nroom = "{room}"\nname = "Desk {n}"\n\n'
                 '[gpio]\nprofile = "default"\n')
-
-
-def run_cli(*argv: str) -> int:
-    import argparse
-
-    from appliance.provision import command
-
-    parser = argparse.ArgumentParser()
-    command.register(parser.add_subparsers())
-    args = parser.parse_args(["provision", *argv])
-    code: int = args.func(args)
-    return code
 
 
 def on_image(image: Path, name: str) -> bytes:

@@ -19,24 +19,13 @@ from provision_images import (
     make_image,
     outside_fat,
     require_tools,
+    run_cli,
     write_private,
 )
 
 from appliance.provision import fatimage
 from appliance.provision.command import BOOT_NAME, EX_CONFIG, copy_sparse
 from appliance.provision.devices import load_fleet
-
-
-def run_cli(*argv: str) -> int:
-    import argparse
-
-    from appliance.provision import command
-
-    parser = argparse.ArgumentParser()
-    command.register(parser.add_subparsers())
-    args = parser.parse_args(["provision", *argv])
-    code: int = args.func(args)
-    return code
 
 
 def fsck_clean(image: Path, tmp_path: Path) -> None:
