@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import pytest
-from fake_picamera2 import H264Encoder, Picamera2, install, uninstall
+from fake_picamera2 import H264Encoder, Picamera2, Replay, install, uninstall
 
 from appliance.config import CameraConfig, Config
 from appliance.errors import DeviceError
@@ -55,6 +55,41 @@ def test_raw_contract_yuv420_zero_copy(fake_picamera2: None) -> None:
     cam.close()
     cam.close()
     assert fake.closed and not fake.started
+
+
+def test_replayed_frames_come_in_turn_at_the_frame_rate(fake_picamera2: None) -> None:
+    # The media bench's raw lane: recorded frames through the Pi's own raw path.
+    frames = [np.full((MODE.height * 3 // 2, MODE.width), v, dtype=np.uint8) for v in (1, 2)]
+    Picamera2.replay = Replay(frames=frames)
+    cam = Picamera2Raw()
+    cam.open(MODE)
+    seen: list[int] = []
+    for _ in range(4):
+        cam.read(lambda f: seen.append(int(f.data[0])))
+    captured = Picamera2.opened[-1].captured
+    cam.close()
+    assert seen == [2, 1, 2, 1] and captured == 4
+
+
+def test_replayed_h264_restarts_at_its_idr_on_a_forced_keyframe(fake_picamera2: None) -> None:
+    # The media bench's h264 lane: a recorded clip through the hardware-encoder path.
+    clip = [(b"\x00\x00\x00\x01" + f"F{i}".encode(), i == 0) for i in range(100)]
+    Picamera2.replay = Replay(clip=clip)
+    cam = Picamera2H264()
+    cam.open(MODE)
+    units = [u for _ in range(4) for u in cam.read()]
+    assert [u.data[4:] for u in units] == [b"F0", b"F1", b"F2", b"F3"]
+    assert [u.keyframe for u in units] == [True, False, False, False]
+    cam.request_keyframe()
+    after: list[bytes] = []
+    while b"F0" not in after and len(after) < 40:  # the clip would loop only after 96 more
+        after += [u.data[4:] for u in cam.read()]
+    cam.close()
+    # What was queued before the request goes on in order; then the clip restarts at its IDR.
+    restart = after.index(b"F0")
+    assert after[:restart] == [f"F{i}".encode() for i in range(4, 4 + restart)]
+    stamps = [u.timestamp_us for u in units]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
 
 
 def test_raw_contract_padded_stride_is_packed(fake_picamera2: None) -> None:
