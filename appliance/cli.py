@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
+import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from appliance import __version__
 from appliance.logs import setup_logging
@@ -61,4 +65,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EX_USAGE
     code: int = func(args)
+    if getattr(args, "skip_native_teardown", False):
+        _leave_now(code)
     return code
+
+
+def _leave_now(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown, once a command's work is done and said.
+
+    After a `livekit.rtc.Room` was used, livekit 1.2's native runtime sometimes aborts
+    (SIGABRT) while Python tears it down at exit: `appliance ops` then reported a failure for
+    an action that was done. Nothing is left to do but flush what was written.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -38,7 +38,8 @@ def register(subparsers: Any) -> None:
         p.add_argument("kiosk", help="the kiosk's identity")
         if action == "identify":
             p.add_argument("--seconds", type=float, default=30.0)
-    ops.set_defaults(func=cmd_ops)
+    # An operator participant used the SDK: skip its native teardown at exit (see cli).
+    ops.set_defaults(func=cmd_ops, skip_native_teardown=True)
 
 
 def _credentials(url: str) -> tuple[str, str, str]:
