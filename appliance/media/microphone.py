@@ -26,6 +26,9 @@ _CAPTURE_TIMEOUT = 5.0
 # costs two event-loop wake-ups and an FFI round trip whatever its length; Opus sends 20 ms
 # packets anyway, so pairing frames halves that work for at most 10 ms more delay.
 BATCH_FRAMES = 2
+# A muted microphone on a device that never blocks sleeps this long at a time (a card that
+# blocks paces the reads itself and never gets this far ahead).
+MUTED_WAKE = BATCH_FRAMES * FRAME_SAMPLES / RATE - 0.001
 
 
 class MicrophonePipeline:
@@ -45,7 +48,8 @@ class MicrophonePipeline:
         self._muted = muted
         self._stopping = threading.Event()
         self._closed = False
-        self._clears_asked = self._clears_done = 0  # source.clear_queue() is the thread's job
+        self._clear_queue = threading.Event()  # asked by a mute; source.clear_queue() is the
+        # capture thread's job, like every other use of the source
         # The source lives on the capture thread's own event loop: handing each frame to the
         # main loop (and back) cost two cross-thread wake-ups per frame; now the main loop
         # never hears of audio frames, and the thread awaits capture_frame's back-pressure.
@@ -89,7 +93,7 @@ class MicrophonePipeline:
         flipped = bool(self.track.muted) != muted
         if muted:
             self.track.mute()
-            self._clears_asked += 1  # what was queued before the press must not go out
+            self._clear_queue.set()  # what was queued before the press must not go out
         else:
             self.track.unmute()
         return flipped
@@ -97,13 +101,19 @@ class MicrophonePipeline:
     def _run(self) -> None:
         reason = ""
         due: float | None = None  # when the next muted read is due (the clock paces them)
+        # One buffer for the whole capture: a view per 10 ms slot for the APM (which works in
+        # place) and one frame over all of it for the source; nothing allocated per frame.
         batch = bytearray(FRAME_BYTES * BATCH_FRAMES)
+        slots = [memoryview(batch)[i * FRAME_BYTES:(i + 1) * FRAME_BYTES]
+                 for i in range(BATCH_FRAMES)]
+        slot_frames = [rtc.AudioFrame(slot, RATE, 1, FRAME_SAMPLES) for slot in slots]
+        batch_frame = rtc.AudioFrame(batch, RATE, 1, FRAME_SAMPLES * BATCH_FRAMES)
         filled = 0  # 10 ms frames in `batch`
         first_read_ns = 0
         try:
             while not self._stopping.is_set():
-                if self._clears_done != self._clears_asked:
-                    self._clears_done = self._clears_asked
+                if self._clear_queue.is_set():
+                    self._clear_queue.clear()
                     self.source.clear_queue()
                 data = self.device.read()
                 read_ns = time.monotonic_ns()
@@ -116,17 +126,17 @@ class MicrophonePipeline:
                     now = time.monotonic()
                     due = now if due is None or due < now - 0.5 else due
                     due += FRAME_SAMPLES / RATE
-                    self._stopping.wait(max(0.0, due - now))
+                    if due - now >= MUTED_WAKE:  # one wake-up per batch, not per frame
+                        self._stopping.wait(due - now)
                     continue
                 due = None
                 if filled == 0:
                     first_read_ns = read_ns
-                part = memoryview(batch)[filled * FRAME_BYTES:(filled + 1) * FRAME_BYTES]
-                part[:] = data
+                slots[filled][:] = data
                 if self._apm is not None:
                     if self._echo_delay_ms is not None:
                         self._apm.set_stream_delay_ms(self._echo_delay_ms)
-                    self._apm.process_stream(rtc.AudioFrame(part, RATE, 1, FRAME_SAMPLES))
+                    self._apm.process_stream(slot_frames[filled])
                 filled += 1
                 if filled < BATCH_FRAMES:
                     continue
@@ -134,8 +144,7 @@ class MicrophonePipeline:
                 if self._muted or self._stopping.is_set():
                     continue
                 # No copy: the buffer is not written again before capture_frame has returned.
-                frame = rtc.AudioFrame(batch, RATE, 1, FRAME_SAMPLES * BATCH_FRAMES)
-                self._capture_loop.run_until_complete(self._capture(frame))
+                self._capture_loop.run_until_complete(self._capture(batch_frame))
                 self.latency_ns.append(time.monotonic_ns() - first_read_ns)
                 self.sent.add(BATCH_FRAMES)
         except (DeviceError, OSError) as exc:

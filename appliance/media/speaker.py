@@ -47,12 +47,11 @@ class _Feed:
     async def _read(self) -> None:
         async for event in self._stream:
             pcm = np.frombuffer(event.frame.data, dtype=np.int16)
-            # 10 ms frames for the mixer; a final short frame is padded so it always sums 10 ms.
-            for start in range(0, max(len(pcm), 1), FRAME_SAMPLES):
+            # 10 ms frames for the mixer; a final short one is filled so it always sums 10 ms.
+            for start in range(0, len(pcm), FRAME_SAMPLES):
                 part = pcm[start:start + FRAME_SAMPLES]
                 self.queue.append(part.copy() if len(part) == FRAME_SAMPLES
-                                  else np.resize(part, FRAME_SAMPLES) if len(part)
-                                  else np.zeros(FRAME_SAMPLES, np.int16))
+                                  else np.resize(part, FRAME_SAMPLES))
             self._wake.set()
 
     def take(self) -> I16Array | None:

@@ -40,15 +40,11 @@ class FrameClock:
         self.period = 1 / fps
         self.due = time.monotonic()
 
-    def wait(self, stop: threading.Event | None = None) -> bool:
-        """Wait for the next frame time; False if `stop` was set meanwhile."""
+    def wait(self, stop: threading.Event) -> bool:
+        """Wait for the next frame time; False if `stop` was set meanwhile (stop wakes it)."""
         now = time.monotonic()
         self.due = max(self.due + self.period, now - self.period)  # never a burst after a stall
-        delay = max(0.0, self.due - now)
-        if stop is not None:
-            return not stop.wait(delay)
-        time.sleep(delay)
-        return True
+        return not stop.wait(max(0.0, self.due - now))
 
 
 class Output:
@@ -190,7 +186,7 @@ class Picamera2:
         if Picamera2.replay is not None:
             if self._clock is None:
                 self._clock = FrameClock(self.camera_config["controls"].get("FrameRate", 30.0))
-            self._clock.wait()
+            self._clock.wait(self._stop)  # stop() (and close()) wake it
         self.captured += 1
         return CompletedRequest(self, self.captured)
 
