@@ -13,19 +13,17 @@ import os
 import socket
 import sys
 
-PREFERRED_PORT = 7890
+from appliance.fleet.command import DEFAULT_PORT
+from appliance.listeners import loopback_listener
+
 FD_ENV, PORT_ENV = "APPLIANCE_DEMO_CONSOLE_FD", "APPLIANCE_DEMO_CONSOLE_PORT"
 
 
 def listening_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("127.0.0.1", PREFERRED_PORT))
+        return loopback_listener(DEFAULT_PORT)
     except OSError:  # taken (a real fleet service, another demo): any free port will do
-        sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
+        return loopback_listener()
 
 
 def main(argv: list[str]) -> int:
@@ -33,7 +31,6 @@ def main(argv: list[str]) -> int:
         print("usage: python -m appliance.demo.hostsocket COMMAND [ARGS...]", file=sys.stderr)
         return 64
     sock = listening_socket()
-    sock.set_inheritable(True)
     os.environ[FD_ENV] = str(sock.fileno())
     os.environ[PORT_ENV] = str(sock.getsockname()[1])
     os.execvp(argv[0], argv)  # never returns; the socket stays open in CMD

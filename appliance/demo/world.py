@@ -29,6 +29,7 @@ from appliance.control.command import request as control_request
 from appliance.demo.hostsocket import FD_ENV, PORT_ENV
 from appliance.demo.view import SpeakerMeter
 from appliance.errors import ApplianceError
+from appliance.listeners import loopback_listener
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,6 @@ STOP_TIMEOUT = 6.0  # the daemon promises exit within 5 s of SIGTERM
 
 class DemoError(ApplianceError, RuntimeError):
     """The demo could not start or drive one of its processes."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _die_with_parent() -> None:
@@ -116,9 +110,11 @@ class DemoWorld:
 
     def __init__(self, *, camera_size: tuple[int, int] = (640, 480), fps: int = 15) -> None:
         self.layout = Layout(Path(tempfile.mkdtemp(prefix="appliance-demo-")))
-        self.port = _free_port()
-        self.control_port = _free_port()
-        self.fleet_port = _free_port()
+        # Bound here and handed to the double and the service (`--listen-fd`): a port picked
+        # here and bound there could be taken in between by any outgoing connection.
+        self._listeners = {name: loopback_listener() for name in ("double", "control", "fleet")}
+        self.port, self.control_port, self.fleet_port = (
+            sock.getsockname()[1] for sock in self._listeners.values())
         self.operator_password = secrets.token_urlsafe(9)
         self._host_console = _host_console()
         self._fleet_http: urllib.request.OpenerDirector | None = None  # logged in as OPERATOR
@@ -174,27 +170,28 @@ class DemoWorld:
 
         self.layout.logs.mkdir(parents=True)
         self.phase = "starting the LiveKit test double and the fleet service"
-        await self._spawn(
-            "devserver", "devserver", "--port", str(self.port),
-            "--control-port", str(self.control_port),
-            "--webhook", f"{self.fleet_url}/webhook",
-        )
+        double, control = self._listeners.pop("double"), self._listeners.pop("control")
+        with double, control:  # the double holds them once started; closed here either way
+            await self._spawn(
+                "devserver", "devserver", "--listen-fd", str(double.fileno()),
+                "--control-fd", str(control.fileno()), "--webhook", f"{self.fleet_url}/webhook",
+                pass_fds=(double.fileno(), control.fileno()),
+            )
         # While the double loads: the registry, as an operator sets it up (`appliance fleet`).
         await self._fleet_cli("enrol", KIOSK, "--room", ROOM, "--name", "Demo kiosk",
                               "--key-file", str(self.layout.device_key))
         # The console's operator is added while the service starts (the schema exists by now).
         operator = asyncio.create_task(self._fleet_cli("operator", OPERATOR))
         try:
-            serve = ["--host", "127.0.0.1", "--port", str(self.fleet_port),
-                     "--poll-interval", "2"]
-            fds: tuple[int, ...] = ()
-            if self._host_console is not None:
-                serve += ["--listen-fd", str(self._host_console[0])]
-                fds = (self._host_console[0],)
-            await self._spawn("fleet", "fleet", "--db", self.layout.fleet_db, "serve", *serve,
-                              env={"LIVEKIT_URL": f"ws://127.0.0.1:{self.port}",
-                                   "LIVEKIT_API_KEY": DEV_API_KEY,
-                                   "LIVEKIT_API_SECRET": DEV_API_SECRET}, pass_fds=fds)
+            with self._listeners.pop("fleet") as fleet:
+                fds = (fleet.fileno(),) + (() if self._host_console is None
+                                           else (self._host_console[0],))
+                serve = [arg for fd in fds for arg in ("--listen-fd", str(fd))]
+                await self._spawn("fleet", "fleet", "--db", self.layout.fleet_db, "serve",
+                                  *serve, "--poll-interval", "2",
+                                  env={"LIVEKIT_URL": f"ws://127.0.0.1:{self.port}",
+                                       "LIVEKIT_API_KEY": DEV_API_KEY,
+                                       "LIVEKIT_API_SECRET": DEV_API_SECRET}, pass_fds=fds)
             await self._until(self._server_ready, "the test double to answer")
             self.phase = "adding the far-end participant (1 kHz tone, test pattern)"
             await self.fault("far-end", room=ROOM, identity=FAR_END, tone_hz=1000.0, video=True)
@@ -443,6 +440,8 @@ class DemoWorld:
         if self._closed:
             return
         self._closed = True
+        for sock in self._listeners.values():  # never handed over: start() did not get there
+            sock.close()
         for name in ("kiosk", "devserver", "fleet"):
             proc = self._procs.get(name)
             if proc is None or proc.returncode is not None:

@@ -9,6 +9,7 @@ import signal
 import sys
 
 from appliance.devserver.auth_defaults import DEV_API_KEY, DEV_API_SECRET
+from appliance.errors import DevServerError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         metavar="NAME=KEY", help="device key accepted by POST /token (repeatable)")
     parser.add_argument("--control-port", type=int, default=None,
                         help="serve the control API on its own loopback port")
+    parser.add_argument("--listen-fd", type=int, metavar="FD",
+                        help="serve signalling/HTTP on this inherited listening socket instead of "
+                             "binding --host/--port (a parent that picked the port hands it in)")
+    parser.add_argument("--control-fd", type=int, metavar="FD",
+                        help="serve the control API on this inherited loopback listening socket")
     parser.add_argument("--departure-timeout", type=float, default=20.0,
                         help="seconds a dropped session is kept for a resume (20)")
     parser.add_argument("--webhook", action="append", default=[], metavar="URL",
@@ -57,13 +63,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run_devserver(args: argparse.Namespace) -> int:
     """Entry point of `appliance devserver`; returns the exit status."""
     from appliance.devserver.server import is_loopback
+    from appliance.listeners import ListenerError, inherited_listener
 
+    try:
+        args.listen_socket = (None if args.listen_fd is None
+                              else inherited_listener(args.listen_fd, "--listen-fd"))
+        args.control_socket = (None if args.control_fd is None
+                               else inherited_listener(args.control_fd, "--control-fd"))
+    except ListenerError as exc:
+        print(f"appliance devserver: {exc}", file=sys.stderr)
+        return EX_USAGE
+    if args.listen_socket is not None:
+        args.host, args.port = args.listen_socket.getsockname()[:2]
     if not is_loopback(args.host) and not args.allow_remote:
         print(f"appliance devserver: refusing to bind {args.host}: not a loopback address; "
               "pass --allow-remote if you really mean it", file=sys.stderr)
         return EX_USAGE
     try:
         return asyncio.run(_serve(args))
+    except DevServerError as exc:
+        print(f"appliance devserver: {exc}", file=sys.stderr)
+        return EX_USAGE
     except OSError as exc:
         print(f"appliance devserver: cannot listen on {args.host}:{args.port}: {exc}",
               file=sys.stderr)
@@ -80,7 +100,8 @@ async def _serve(args: argparse.Namespace) -> int:
     server = DevServer(args.host, args.port, args.api_key, args.api_secret,
                        device_keys=dict(args.device_key), allow_remote=args.allow_remote,
                        control_port=args.control_port, departure_timeout=args.departure_timeout,
-                       webhook_urls=args.webhook, quality_interval=args.quality_interval)
+                       webhook_urls=args.webhook, quality_interval=args.quality_interval,
+                       listen_socket=args.listen_socket, control_socket=args.control_socket)
     async with server:
         _print_banner(server, args)
         await stop.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -54,7 +55,9 @@ class DevServer:
     /rtc. `departure_timeout`, `ping_interval` and `ping_timeout` are the server's timings
     (LiveKit's defaults: 20 s, 5 s, 15 s); tests shorten them. `webhook_urls` receive LiveKit's
     signed webhooks (`webhook_attempts` tries each); connection quality is graded and sent to
-    every participant every `quality_interval` seconds.
+    every participant every `quality_interval` seconds. `listen_socket` and `control_socket`
+    are sockets already bound and listening (handed in by a parent process), served instead of
+    binding `host:port` and `control_port`.
     """
 
     def __init__(
@@ -75,13 +78,21 @@ class DevServer:
         webhook_urls: Iterable[str] = (),
         webhook_attempts: int = 3,
         quality_interval: float = 5.0,
+        listen_socket: socket.socket | None = None,
+        control_socket: socket.socket | None = None,
     ) -> None:
+        if listen_socket is not None:
+            host = listen_socket.getsockname()[0]
+        if control_socket is not None and not is_loopback(control_socket.getsockname()[0]):
+            raise DevServerError("the control API serves loopback only: control_socket is bound "
+                                 f"to {control_socket.getsockname()[0]}")
         if not is_loopback(host) and not allow_remote:
             raise DevServerError(f"refusing to bind {host}: not loopback (pass allow_remote)")
         self.host, self.port = host, port
         self.api_key, self.api_secret = api_key, api_secret
         self.device_keys: dict[str, str] = dict(device_keys or {})
         self._control_port = control_port
+        self._listen_socket, self._control_socket = listen_socket, control_socket
         self._v1_path = v1_path
         self._hub_args: dict[str, Any] = dict(departure_timeout=departure_timeout,
                                               ping_interval=ping_interval,
@@ -108,15 +119,17 @@ class DevServer:
         app = web.Application(middlewares=[cors_middleware])
         app.add_routes(signalling_routes(self._hub, v1=self._v1_path) + token_routes(self)
                        + RoomService(self._hub).routes())
-        separate_control = self._control_port is not None or not is_loopback(self.host)
+        separate_control = (self._control_port is not None or self._control_socket is not None
+                            or not is_loopback(self.host))
         if not separate_control:
             app.add_routes(control_routes(self))
         try:
-            self.port = await self._serve(app, self.host, self.port)
+            self.port = await self._serve(app, self.host, self.port, self._listen_socket)
             if separate_control:
                 control = web.Application()
                 control.add_routes(control_routes(self))
-                cport = await self._serve(control, "127.0.0.1", self._control_port or 0)
+                cport = await self._serve(control, "127.0.0.1", self._control_port or 0,
+                                          self._control_socket)
                 self.control_url = f"http://127.0.0.1:{cport}/control"
             else:
                 self.control_url = f"{self.http_url}/control"
@@ -125,11 +138,13 @@ class DevServer:
             raise
         log.info("devserver listening on %s (control %s)", self.url, self.control_url)
 
-    async def _serve(self, app: web.Application, host: str, port: int) -> int:
+    async def _serve(self, app: web.Application, host: str, port: int,
+                     sock: socket.socket | None) -> int:
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site: web.BaseSite = (web.TCPSite(runner, host, port, reuse_address=True) if sock is None
+                              else web.SockSite(runner, sock))
         await site.start()
         # aiohttp exposes the bound addresses (port 0 means "pick one") only through the runner.
         addresses = runner.addresses

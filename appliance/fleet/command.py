@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-EX_OK, EX_FAILED, EX_USAGE, EX_CONFIG = 0, 1, 64, 78
+EX_OK, EX_FAILED, EX_USAGE, EX_UNAVAILABLE, EX_CONFIG = 0, 1, 64, 69, 78
+DEFAULT_PORT = 7890
 
 
 def default_db() -> str:
@@ -35,7 +36,8 @@ def register(subparsers: Any) -> None:
     serve = sub.add_parser("serve", help="run the service (reads LIVEKIT_URL, LIVEKIT_API_KEY, "
                                          "LIVEKIT_API_SECRET)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7890)
+    serve.add_argument("--port", type=int, default=None,
+                       help=f"default {DEFAULT_PORT}; with --listen-fd, only when given")
     serve.add_argument("--public-url", default="", help="LiveKit URL handed to kiosks "
                                                         "(default: LIVEKIT_URL)")
     serve.add_argument("--token-ttl", type=float, default=300.0,
@@ -64,10 +66,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--audit-days", type=float, default=90.0, metavar="DAYS",
                        help="delete audit rows older than this (default 90; 0 keeps them "
                             "forever)")
-    serve.add_argument("--listen-fd", type=int, metavar="FD",
-                       help="also serve on this inherited listening socket (`appliance demo` "
-                            "hands in one on the host's loopback from its private network "
-                            "namespace)")
+    serve.add_argument("--listen-fd", type=int, action="append", default=[], metavar="FD",
+                       help="serve on this inherited listening socket instead of binding "
+                            "--host/--port (repeatable; `appliance demo` hands in its own and "
+                            "one on the host's loopback from its private network namespace)")
     enrol = sub.add_parser("enrol", help="enrol a device; writes its key to --key-file (0600)")
     keygen = sub.add_parser("keygen", help="offline: make a device key and an import row "
                                            "(for `appliance fleet import`), no database")
@@ -251,6 +253,7 @@ async def _serve(args: argparse.Namespace, store: Any) -> int:
 
     from appliance.fleet.logins import LoginPolicy
     from appliance.fleet.service import FleetService, FleetSettings
+    from appliance.listeners import ListenerError, inherited_listener
 
     env = _livekit_env()
     if env is None:
@@ -265,6 +268,12 @@ async def _serve(args: argparse.Namespace, store: Any) -> int:
         bad.append(f"--login-window must be positive (got {args.login_window:g})")
     if args.audit_days < 0:
         bad.append(f"--audit-days must be 0 (keep forever) or more (got {args.audit_days:g})")
+    sockets = []
+    for fd in args.listen_fd:
+        try:
+            sockets.append(inherited_listener(fd))
+        except ListenerError as exc:
+            bad.append(str(exc))
     if bad:
         print(f"appliance fleet serve: {'; '.join(bad)}", file=sys.stderr)
         return EX_USAGE
@@ -282,19 +291,20 @@ async def _serve(args: argparse.Namespace, store: Any) -> int:
     service = FleetService(store, settings)
     runner = web.AppRunner(service.app(), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, args.host, args.port).start()
-    if args.listen_fd is not None:
-        import socket
-
-        try:
-            inherited = socket.socket(fileno=args.listen_fd)
-        except OSError as exc:
-            await runner.cleanup()
-            print(f"appliance fleet serve: --listen-fd {args.listen_fd}: not a socket "
-                  f"({exc.strerror})", file=sys.stderr)
-            return EX_USAGE
-        await web.SockSite(runner, inherited).start()
-    print(f"fleet service on http://{args.host}:{args.port}/ (database {store.dialect}); "
+    sites: list[web.BaseSite] = [web.SockSite(runner, sock) for sock in sockets]
+    if args.port is not None or not sockets:
+        port = DEFAULT_PORT if args.port is None else args.port
+        sites.append(web.TCPSite(runner, args.host, port))
+    try:
+        for site in sites:
+            await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        print(f"appliance fleet serve: cannot listen on {site.name}: {exc.strerror}",
+              file=sys.stderr)
+        return EX_UNAVAILABLE
+    where = ", ".join(site.name for site in sites)
+    print(f"fleet service on {where} (database {store.dialect}); "
           f"token endpoint /token, webhooks /webhook", flush=True)
     try:
         await asyncio.Event().wait()

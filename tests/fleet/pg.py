@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+BIND_ATTEMPTS = 5  # a free port taken before postgres binds it: try another
 
 def pg_bin() -> Path | None:
     """The folder with initdb and pg_ctl (Debian keeps them out of PATH), or None."""
@@ -44,7 +45,6 @@ def pg_cluster() -> Iterator[str]:
     if os.geteuid() == 0:
         as_user = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
         os.chown(root, 65534, 65534)
-    port = _free_port()
     env = {**os.environ, "LC_ALL": "C", "TZ": "UTC"}
 
     def run(*cmd: str) -> None:
@@ -54,11 +54,21 @@ def pg_cluster() -> Iterator[str]:
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-U", "fleet", "--auth=trust",
             "--no-sync", "-E", "UTF8")
-        opts = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root}"
-                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-                " -c max_connections=200")
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w",
-            "-t", "60", "start")
+        # PostgreSQL binds its own port, so one picked free here can be taken before it does
+        # (any outgoing connection's ephemeral port): then it is tried again on another.
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            port, seen = _free_port(), log.stat().st_size if log.exists() else 0
+            opts = (f"-c listen_addresses=127.0.0.1 -c port={port} "
+                    f"-c unix_socket_directories={root} -c fsync=off -c synchronous_commit=off "
+                    "-c full_page_writes=off -c max_connections=200")
+            try:
+                run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", opts, "-w",
+                    "-t", "60", "start")
+                break
+            except subprocess.CalledProcessError:
+                said = log.read_bytes()[seen:].decode(errors="replace") if log.exists() else ""
+                if "could not bind" not in said or attempt == BIND_ATTEMPTS:
+                    raise
         yield f"postgresql://fleet@127.0.0.1:{port}/postgres"
     finally:
         if (data / "postmaster.pid").exists():

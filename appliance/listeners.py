@@ -1,0 +1,55 @@
+"""Listening sockets handed from one process to another (socket activation, the demo).
+
+A server told "listen on port N" after someone else picked a free N races every other process
+on the machine for it: an outgoing connection's ephemeral port can take N in between. The
+process that picks the port therefore binds it, keeps it bound and hands the socket itself to
+the server (`--listen-fd FD`), as systemd's socket activation does.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from appliance.errors import ApplianceError
+
+BACKLOG = 128
+
+
+class ListenerError(ApplianceError, ValueError):
+    """An inherited file descriptor is not a listening TCP socket."""
+
+
+def loopback_listener(port: int = 0) -> socket.socket:
+    """A TCP socket listening on 127.0.0.1:`port` (0: a free port), inheritable by children."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(BACKLOG)
+        sock.set_inheritable(True)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def inherited_listener(fd: int, option: str = "--listen-fd") -> socket.socket:
+    """The listening TCP socket open on `fd`, or ListenerError naming `option` and the fault."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ListenerError(f"{option} {fd}: not an open socket ({exc.strerror})") from None
+    try:
+        kind = sock.type
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError as exc:
+        sock.detach()  # not ours to close: the caller named a descriptor it owns
+        raise ListenerError(f"{option} {fd}: not usable ({exc.strerror})") from None
+    if kind != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        sock.detach()
+        raise ListenerError(f"{option} {fd}: not a TCP socket")
+    if not listening:
+        sock.detach()
+        raise ListenerError(f"{option} {fd}: the socket is not listening")
+    return sock
+
