@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import aiohttp
-from conftest import Running, Wall, start_service
+from fleet_support import Running, Wall, start_service
 
 from appliance.fleet.store import Store
 

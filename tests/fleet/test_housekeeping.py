@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, API_SECRET, Wall
+from fleet_support import API_KEY, API_SECRET, Wall
 from sqlalchemy import func, select
 
 from appliance.cli import build_parser

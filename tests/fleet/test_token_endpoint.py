@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import API_KEY, API_SECRET, Running, start_service
+from fleet_support import API_KEY, API_SECRET, Running, start_service
 from google.protobuf.json_format import MessageToJson
 from livekit import api
 from livekit.protocol import models, webhook

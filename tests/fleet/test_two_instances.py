@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from conftest import start_service
+from fleet_support import start_service
 
 from appliance.fleet.store import Store
 

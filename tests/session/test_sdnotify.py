@@ -85,7 +85,8 @@ async def _until(notify: NotifySocket, predicate: Any, within: float = 5.0) -> N
             notify.changed.clear()
             # wake at least every 0.1 s: some predicates depend on time passing too
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(notify.changed.wait(), 0.1)
+                async with asyncio.timeout(0.1):
+                    await notify.changed.wait()
 
 
 async def test_ready_status_watchdog_stopping(notify: NotifySocket,
