@@ -1,10 +1,9 @@
-"""Listening sockets handed from one process to another (socket activation, the demo).
+"""Listening sockets bound by one process and served by another (`--listen-fd`)."""
 
-A server told "listen on port N" after someone else picked a free N races every other process
-on the machine for it: an outgoing connection's ephemeral port can take N in between. The
-process that picks the port therefore binds it, keeps it bound and hands the socket itself to
-the server (`--listen-fd FD`), as systemd's socket activation does.
-"""
+# A server told "listen on port N" after someone else picked a free N races every process on the
+# machine for it: an outgoing connection's ephemeral port can take N in between. So the process
+# that picks the port binds it, keeps it bound and hands the socket itself to the server, as
+# systemd's socket activation does.
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Fleet test helpers imported by the tests (fixtures stay in conftest.py): a service on a free
-loopback port, a wall clock the test moves, the service's LiveKit credentials."""
+"""Fleet test helpers the tests import (fixtures stay in conftest.py): a running service, a wall."""
 
 from __future__ import annotations
 
