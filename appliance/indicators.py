@@ -19,7 +19,7 @@ from appliance.session.model import (
     State,
     TrackKind,
 )
-from appliance.session.truth import on_air
+from appliance.session.truth import all_media_stalled, on_air
 
 
 class LedName(enum.Enum):
@@ -227,11 +227,14 @@ def mute_led_on(state: State) -> bool:
 
 
 def shown_quality(state: State) -> Quality:
-    """The server's last report while in the room; LOST while the SDK resumes (nothing gets
-    through then, whatever the last report said); nothing (UNKNOWN) out of the room."""
+    """The server's last report while in the room; LOST while the SDK resumes or while none of
+    the media we send gets through (whatever the last report said); nothing (UNKNOWN) out of
+    the room."""
     if state.stopping or state.room not in JOINED_ROOM_STATES:
         return Quality.UNKNOWN
-    return Quality.LOST if state.room is RoomState.RECONNECTING else state.quality
+    if state.room is RoomState.RECONNECTING or all_media_stalled(state):
+        return Quality.LOST
+    return state.quality
 
 
 def indicators(state: State) -> dict[LedName, Pattern]:
@@ -267,11 +270,10 @@ def doc_rows() -> list[tuple[str, str, Pattern]]:
         ("camera", "no video reaching the room (privacy, audio-only rung, muted by the "
          "server, no camera, stalled, not in the room)", OFF),
     ]
-    rows += [(
-        "quality", f"connection quality {q.value}" + {
-            Quality.UNKNOWN: " / not in the room", Quality.LOST: " / the SDK is resuming"}.get(
-            q, ""), QUALITY_PATTERNS[q])
-        for q in Quality]
+    also = {Quality.UNKNOWN: " / not in the room",
+            Quality.LOST: " / the SDK is resuming / none of the kiosk's media reaches the server"}
+    rows += [("quality", f"connection quality {q.value}{also.get(q, '')}", QUALITY_PATTERNS[q])
+             for q in Quality]
     return rows
 
 

@@ -20,6 +20,9 @@ What is measured
   SIGNAL_WINDOW otherwise (a mute, an unpublish, the participant gone: 1 s for the news to
   travel plus one sample period). The reverse ("muted"/dark while the double receives unmuted
   media) is counted separately: it is the LEDs being cautious, e.g. while the SDK resumes.
+  The quality LED is judged one way only: green (excellent or good) while the double has a
+  kiosk track unmuted and receives none of them is a violation past MEDIA_WINDOW; amber or red
+  while media arrives is the server's grade, not a lie.
 - Recovery, per fault: from the fault's end (the server back, the replug, the second press)
   to the first sample where the double receives both tracks unmuted again and both LEDs say
   live (resolution: one sample period). A fault whose
@@ -80,6 +83,7 @@ log = logging.getLogger("soak")
 IDENTITY, ROOM = "kiosk-1", "lobby"
 API_KEY, API_SECRET = "soak-key", "soak-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 MUTE_LED, CAMERA_LED = 23, 24  # hardware/default.toml
+QUALITY_RED, QUALITY_GREEN = 5, 6  # the RGB quality LED's red and green legs
 MUTE_HOLD, LEAVE_HOLD = 0.5, 1.0
 SAMPLE_PERIOD = 0.5
 STATS_INTERVAL = 1.0  # the runner samples the SDK's outbound counters every second
@@ -202,9 +206,11 @@ class LedJudge:
         self.within = {"false_live": 0, "false_dead": 0}
 
     def judge(self, now: float, led: str, led_live: bool, seen: str, fault: str,
-              kiosk: str) -> None:
+              kiosk: str, *, cautious_too: bool = True) -> None:
+        """`cautious_too=False`: only a live claim is judged (the quality LED may show poor or
+        lost while media still arrives: that is the server's grade, not a lie)."""
         wrong = {"false_live": led_live and seen != "receiving",
-                 "false_dead": not led_live and seen == "receiving"}
+                 "false_dead": cautious_too and not led_live and seen == "receiving"}
         for direction, disagrees in wrong.items():
             key = (led, direction)
             ep = self.open.get(key)
@@ -369,6 +375,15 @@ class Soak:
             return False
         return float(kiosk.gpio.factory.pin(pin).state) > 0.5
 
+    def quality_green(self) -> bool:
+        """The quality LED claims a working link (excellent or good: green without red)."""
+        kiosk = self.kiosk
+        if kiosk is None or kiosk.gpio is None:
+            return False
+        level = {pin: float(kiosk.gpio.factory.pin(pin).state)
+                 for pin in (QUALITY_RED, QUALITY_GREEN)}
+        return level[QUALITY_RED] < 0.05 and level[QUALITY_GREEN] > 0.05
+
     async def sampler(self) -> None:
         last = time.monotonic()
         while True:
@@ -390,6 +405,12 @@ class Soak:
                                  self.fault, summary)
                 self.judge.judge(now, "camera", self.led(CAMERA_LED), seen["video"],
                                  self.fault, summary)
+                # Green quality while the kiosk publishes and none of its media arrives is a lie;
+                # with nothing unmuted at the double there is nothing to judge it by.
+                arriving = ("stalled" if "stalled" in seen.values()
+                            and "receiving" not in seen.values() else "receiving")
+                self.judge.judge(now, "quality", self.quality_green(), arriving, self.fault,
+                                 summary, cautious_too=False)
             self.sampled.set()
             self.sampled = asyncio.Event()
 
@@ -402,7 +423,8 @@ class Soak:
             if remaining <= 0:
                 return None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.sampled.wait(), min(remaining, 5.0))
+                async with asyncio.timeout(min(remaining, 5.0)):
+                    await self.sampled.wait()
         return time.monotonic() - start
 
     async def wait_kiosk(self, predicate: Callable[[State], bool], within: float) -> bool:

@@ -103,24 +103,43 @@ MEDIA_AXES = {
     "camera": list(TrackState),
     "camera_muted": [False, True],
     "camera_privacy": [False, True],
-    "stalled": [frozenset(), frozenset({TrackKind.MICROPHONE}), frozenset({TrackKind.CAMERA})],
+    "stalled": [frozenset(), frozenset({TrackKind.MICROPHONE}), frozenset({TrackKind.CAMERA}),
+                frozenset(TrackKind)],
     "stall": [StallWatch(), FLOWING],
     "quality": list(Quality),
 }
 
 
+def mic_sends(s: State) -> bool:
+    return (s.room is RoomState.CONNECTED and not s.stopping
+            and s.microphone is TrackState.PUBLISHED and not s.mic_muted)
+
+
+def camera_sends(s: State) -> bool:
+    return (s.room is RoomState.CONNECTED and not s.stopping
+            and s.camera is TrackState.PUBLISHED and not s.camera_muted
+            and not s.camera_privacy and s.ladder.rung.size is not None)
+
+
 def mic_heard(s: State) -> bool:
     """The README's rule, restated: the room hears the microphone."""
-    return (s.room is RoomState.CONNECTED and not s.stopping
-            and s.microphone is TrackState.PUBLISHED and not s.mic_muted
-            and s.stall.proven(TrackKind.MICROPHONE) and TrackKind.MICROPHONE not in s.stalled)
+    return (mic_sends(s) and s.stall.proven(TrackKind.MICROPHONE)
+            and TrackKind.MICROPHONE not in s.stalled)
 
 
 def video_seen(s: State) -> bool:
-    return (s.room is RoomState.CONNECTED and not s.stopping
-            and s.camera is TrackState.PUBLISHED and not s.camera_muted
-            and not s.camera_privacy and s.ladder.rung.size is not None
-            and s.stall.proven(TrackKind.CAMERA) and TrackKind.CAMERA not in s.stalled)
+    return (camera_sends(s) and s.stall.proven(TrackKind.CAMERA)
+            and TrackKind.CAMERA not in s.stalled)
+
+
+def expected_quality(s: State) -> Quality:
+    """The README's rule for the quality LED: the server's report in the room, LOST while the
+    SDK resumes or while everything the kiosk sends is stalled, nothing out of the room."""
+    if s.stopping or s.room not in (RoomState.CONNECTED, RoomState.RECONNECTING):
+        return Quality.UNKNOWN
+    sends = {TrackKind.MICROPHONE: mic_sends(s), TrackKind.CAMERA: camera_sends(s)}
+    all_stalled = any(sends.values()) and all(k in s.stalled for k, on in sends.items() if on)
+    return Quality.LOST if s.room is RoomState.RECONNECTING or all_stalled else s.quality
 
 
 
@@ -146,9 +165,25 @@ def test_every_media_state_drives_mute_camera_and_quality_leds() -> None:
         leds = indicators(s)
         assert leds[LedName.MUTE] == (OFF if mic_heard(s) else MUTE_ON), s
         assert leds[LedName.CAMERA] == (CAMERA_ON if video_seen(s) else OFF), s
-        quality = {RoomState.CONNECTED: QUALITY_PATTERNS[s.quality],
-                   RoomState.RECONNECTING: QUALITY_PATTERNS[Quality.LOST]}.get(s.room, OFF)
-        assert leds[LedName.QUALITY] == quality, s
+        assert leds[LedName.QUALITY] == QUALITY_PATTERNS[expected_quality(s)], s
+
+
+def test_the_quality_led_shows_lost_only_when_everything_sent_is_stalled() -> None:
+    base = State(room=RoomState.CONNECTED, microphone=TrackState.PUBLISHED,
+                 camera=TrackState.PUBLISHED, quality=Quality.EXCELLENT, stall=FLOWING)
+    shown = {name: indicators(dataclasses.replace(base, **change))[LedName.QUALITY]
+             for name, change in {
+                 "flowing": {},
+                 "camera stalled (a device, not the link)": {"stalled": {TrackKind.CAMERA}},
+                 "both stalled": {"stalled": frozenset(TrackKind)},
+                 "muted, camera stalled": {"mic_muted": True, "stalled": {TrackKind.CAMERA}},
+                 "muted, private": {"mic_muted": True, "camera_privacy": True},
+             }.items()}
+    assert shown == {"flowing": QUALITY_PATTERNS[Quality.EXCELLENT],
+                     "camera stalled (a device, not the link)": QUALITY_PATTERNS[Quality.EXCELLENT],
+                     "both stalled": QUALITY_PATTERNS[Quality.LOST],
+                     "muted, camera stalled": QUALITY_PATTERNS[Quality.LOST],
+                     "muted, private": QUALITY_PATTERNS[Quality.EXCELLENT]}
 
 
 def test_a_remote_mute_request_not_yet_confirmed_leaves_the_mute_led_off() -> None:
@@ -178,6 +213,9 @@ def test_random_states_follow_the_rules_and_the_function_is_pure(s: State) -> No
     assert leds[LedName.STATUS] == STATUS_PATTERNS[expected_status(s)]
     assert (leds[LedName.MUTE] == MUTE_ON) is (not mic_heard(s))
     assert (leds[LedName.CAMERA] == CAMERA_ON) == video_seen(s) == s.video_live
+    identifying = s.identify_until is not None and not s.stopping  # it borrows the quality LED
+    assert leds[LedName.QUALITY] == (STATUS_PATTERNS[StatusKind.IDENTIFY] if identifying
+                                     else QUALITY_PATTERNS[expected_quality(s)])
 
 
 def test_status_patterns_are_told_apart_by_shape_alone() -> None:

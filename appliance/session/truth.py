@@ -35,6 +35,14 @@ def on_air(state: State, kind: TrackKind) -> bool:
     return sending(state, kind) and state.stall.proven(kind) and kind not in state.stalled
 
 
+def all_media_stalled(state: State) -> bool:
+    """Something should be sending and none of it has progressed for PROGRESS_GRACE: nothing we
+    send reaches the server, whatever its last quality report said (it grades LOST the same way,
+    a report interval later). The quality LED shows LOST then."""
+    kinds = [kind for kind in TrackKind if sending(state, kind)]
+    return bool(kinds) and all(kind in state.stalled for kind in kinds)
+
+
 def violations(state: State, *, mute_led_live: bool, camera_led_on: bool) -> list[str]:
     """Where an LED reading contradicts the state it was rendered from (empty: truthful)."""
     found = []

@@ -8,6 +8,7 @@ import statistics
 import pytest
 
 from appliance.config import ReconnectConfig
+from appliance.indicators import shown_quality
 from appliance.session import machine, remote_actions, retries
 from appliance.session.machine import ALLOWED_EDGES, TABLE, transition
 from appliance.session.model import (
@@ -381,6 +382,26 @@ def test_stalled_media_is_not_live_and_later_forces_a_rejoin() -> None:
     s, fx = transition(s, _samples(T + 1 + s.policy.media_stall_timeout, 200, 2))
     assert s.room is X and s.last_disconnect_reason == "microphone media stalled"
     assert Disconnect in [type(e) for e in fx]
+
+
+def _both(at: float, count: int) -> MediaProgressSampled:
+    """Both tracks' counters (sent and acknowledged) at `count`."""
+    return MediaProgressSampled(at, ((MIC, Progress(count, count)), (CAM, Progress(count, count))))
+
+
+def test_a_media_black_hole_shows_lost_quality_before_the_rejoin() -> None:
+    """Everything sent stops getting through: the quality LED says LOST at PROGRESS_GRACE,
+    though the server's last report said EXCELLENT, and goes back when media flows again."""
+    s = in_state(OK, quality=Quality.EXCELLENT)
+    s, _ = transition(s, _both(T, 100))
+    s, _ = transition(s, _both(T + 1, 200))
+    assert shown_quality(s) is Quality.EXCELLENT
+    assert s.policy.media_stall_timeout > PROGRESS_GRACE + 1  # a window before the rejoin
+    s, fx = transition(s, _both(T + 1 + PROGRESS_GRACE, 200))
+    assert s.room is OK and fx == [] and s.stalled == frozenset(TrackKind)
+    assert shown_quality(s) is Quality.LOST and s.quality is Quality.EXCELLENT
+    s, _ = transition(s, _both(T + 2 + PROGRESS_GRACE, 300))
+    assert not s.stalled and shown_quality(s) is Quality.EXCELLENT
 
 
 def test_stall_watch_ignores_muted_tracks() -> None:
