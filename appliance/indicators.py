@@ -19,7 +19,7 @@ from appliance.session.model import (
     State,
     TrackKind,
 )
-from appliance.session.truth import all_media_stalled, on_air
+from appliance.session.truth import all_media_stalled, link_unproven, on_air
 
 
 class LedName(enum.Enum):
@@ -227,14 +227,14 @@ def mute_led_on(state: State) -> bool:
 
 
 def shown_quality(state: State) -> Quality:
-    """The server's last report while in the room; LOST while the SDK resumes or while none of
-    the media we send gets through (whatever the last report said); nothing (UNKNOWN) out of
-    the room."""
+    """The server's last report while in the room and our media gets through (or nothing is
+    sent); LOST while the SDK resumes or while all we send is stalled; nothing (UNKNOWN) out of
+    the room or while what we send is still proving it arrives."""
     if state.stopping or state.room not in JOINED_ROOM_STATES:
         return Quality.UNKNOWN
     if state.room is RoomState.RECONNECTING or all_media_stalled(state):
         return Quality.LOST
-    return state.quality
+    return Quality.UNKNOWN if link_unproven(state) else state.quality
 
 
 def indicators(state: State) -> dict[LedName, Pattern]:
@@ -270,7 +270,7 @@ def doc_rows() -> list[tuple[str, str, Pattern]]:
         ("camera", "no video reaching the room (privacy, audio-only rung, muted by the "
          "server, no camera, stalled, not in the room)", OFF),
     ]
-    also = {Quality.UNKNOWN: " / not in the room",
+    also = {Quality.UNKNOWN: " / not in the room / the kiosk's media still proving it arrives",
             Quality.LOST: " / the SDK is resuming / none of the kiosk's media reaches the server"}
     rows += [("quality", f"connection quality {q.value}{also.get(q, '')}", QUALITY_PATTERNS[q])
              for q in Quality]

@@ -133,13 +133,20 @@ def video_seen(s: State) -> bool:
 
 
 def expected_quality(s: State) -> Quality:
-    """The README's rule for the quality LED: the server's report in the room, LOST while the
-    SDK resumes or while everything the kiosk sends is stalled, nothing out of the room."""
+    """The README's rule for the quality LED: the server's report in the room while our media
+    arrives (or none is sent); LOST while the SDK resumes or everything sent is stalled;
+    nothing out of the room or while what is sent still proves it arrives."""
     if s.stopping or s.room not in (RoomState.CONNECTED, RoomState.RECONNECTING):
         return Quality.UNKNOWN
-    sends = {TrackKind.MICROPHONE: mic_sends(s), TrackKind.CAMERA: camera_sends(s)}
-    all_stalled = any(sends.values()) and all(k in s.stalled for k, on in sends.items() if on)
-    return Quality.LOST if s.room is RoomState.RECONNECTING or all_stalled else s.quality
+    if s.room is RoomState.RECONNECTING:
+        return Quality.LOST
+    sent = [k for k, on in ((TrackKind.MICROPHONE, mic_sends(s)),
+                            (TrackKind.CAMERA, camera_sends(s))) if on]
+    if sent and all(k in s.stalled for k in sent):
+        return Quality.LOST
+    if sent and not mic_heard(s) and not video_seen(s):
+        return Quality.UNKNOWN
+    return s.quality
 
 
 
@@ -168,7 +175,7 @@ def test_every_media_state_drives_mute_camera_and_quality_leds() -> None:
         assert leds[LedName.QUALITY] == QUALITY_PATTERNS[expected_quality(s)], s
 
 
-def test_the_quality_led_shows_lost_only_when_everything_sent_is_stalled() -> None:
+def test_the_quality_led_shows_the_grade_only_while_our_media_arrives() -> None:
     base = State(room=RoomState.CONNECTED, microphone=TrackState.PUBLISHED,
                  camera=TrackState.PUBLISHED, quality=Quality.EXCELLENT, stall=FLOWING)
     shown = {name: indicators(dataclasses.replace(base, **change))[LedName.QUALITY]
@@ -178,12 +185,14 @@ def test_the_quality_led_shows_lost_only_when_everything_sent_is_stalled() -> No
                  "both stalled": {"stalled": frozenset(TrackKind)},
                  "muted, camera stalled": {"mic_muted": True, "stalled": {TrackKind.CAMERA}},
                  "muted, private": {"mic_muted": True, "camera_privacy": True},
+                 "both still proving (a fresh join)": {"stall": StallWatch()},
              }.items()}
     assert shown == {"flowing": QUALITY_PATTERNS[Quality.EXCELLENT],
                      "camera stalled (a device, not the link)": QUALITY_PATTERNS[Quality.EXCELLENT],
                      "both stalled": QUALITY_PATTERNS[Quality.LOST],
                      "muted, camera stalled": QUALITY_PATTERNS[Quality.LOST],
-                     "muted, private": QUALITY_PATTERNS[Quality.EXCELLENT]}
+                     "muted, private": QUALITY_PATTERNS[Quality.EXCELLENT],
+                     "both still proving (a fresh join)": OFF}
 
 
 def test_a_remote_mute_request_not_yet_confirmed_leaves_the_mute_led_off() -> None:

@@ -35,10 +35,18 @@ def on_air(state: State, kind: TrackKind) -> bool:
     return sending(state, kind) and state.stall.proven(kind) and kind not in state.stalled
 
 
+def link_unproven(state: State) -> bool:
+    """Something should be sending and none of it is on air: still proving it gets through
+    (after a join, a republish, an unmute), or stalled. The quality LED does not show the
+    server's grade then: the grade may describe a link that no longer carries our media."""
+    kinds = [kind for kind in TrackKind if sending(state, kind)]
+    return bool(kinds) and not any(on_air(state, kind) for kind in kinds)
+
+
 def all_media_stalled(state: State) -> bool:
-    """Something should be sending and none of it has progressed for PROGRESS_GRACE: nothing we
-    send reaches the server, whatever its last quality report said (it grades LOST the same way,
-    a report interval later). The quality LED shows LOST then."""
+    """Something should be sending and all of it has stopped progressing for PROGRESS_GRACE:
+    nothing we send reaches the server, whatever its last report said (it grades LOST the same
+    way, a report interval later)."""
     kinds = [kind for kind in TrackKind if sending(state, kind)]
     return bool(kinds) and all(kind in state.stalled for kind in kinds)
 

@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from session_helpers import fast_config
 
 from appliance.config import CameraConfig
-from appliance.indicators import CAMERA_ON, MUTE_ON, LedName, indicators
+from appliance.indicators import CAMERA_ON, MUTE_ON, QUALITY_PATTERNS, LedName, indicators
 from appliance.rtc.fake import FakeLink, FakeMedia, FakeTokens
 from appliance.session.model import (
     ButtonName,
@@ -28,10 +28,11 @@ from appliance.session.model import (
     TrackKind,
 )
 from appliance.session.runner import Runner
-from appliance.session.truth import on_air
+from appliance.session.truth import on_air, sending
 
 MIC, CAM = TrackKind.MICROPHONE, TrackKind.CAMERA
 SETTLE_TURNS = 5000  # loop turns (no sleeping): fakes complete within a few
+GREEN = {QUALITY_PATTERNS[Quality.EXCELLENT], QUALITY_PATTERNS[Quality.GOOD]}
 
 
 class RunnerWorld(RuleBasedStateMachine):
@@ -141,6 +142,11 @@ class RunnerWorld(RuleBasedStateMachine):
         assert cam_really or not camera_shown_on, (state.as_dict(), self.link.published,
                                                    self.media.video_paused)
         assert mic_shown_live == on_air(state, MIC)
+        # A green quality LED claims a link that carries what we send.
+        if leds[LedName.QUALITY] in GREEN:
+            assert self.link.connected and not self.link.resuming, state.as_dict()
+            assert mic_really or cam_really or not (sending(state, MIC) or sending(state, CAM)), (
+                state.as_dict(), self.link.published)
 
     def teardown(self) -> None:
         async def stop() -> int:
