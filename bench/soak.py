@@ -22,7 +22,9 @@ What is measured
   media) is counted separately: it is the LEDs being cautious, e.g. while the SDK resumes.
   The quality LED is judged one way only: green (excellent or good) while the double has a
   kiosk track unmuted and receives none of them is a violation past MEDIA_WINDOW; amber or red
-  while media arrives is the server's grade, not a lie.
+  while media arrives is the server's grade, not a lie. The status LED's pattern saying "in
+  the room" (alone or with others) while the double does not list the kiosk is a violation
+  past SIGNAL_WINDOW.
 - Recovery, per fault: from the fault's end (the server back, the replug, the second press)
   to the first sample where the double receives both tracks unmuted again and both LEDs say
   live (resolution: one sample period). A fault whose
@@ -71,6 +73,7 @@ from appliance.config import (
 from appliance.control import command as control_cli
 from appliance.devserver import DevServer
 from appliance.devserver.hub import find_track
+from appliance.indicators import STATUS_PATTERNS, LedName, StatusKind
 from appliance.kiosk import Kiosk, build_kiosk
 from appliance.media.audio import MicrophoneFaults, ToneCapture
 from appliance.media.manager import MediaManager, MediaOverrides
@@ -84,6 +87,7 @@ IDENTITY, ROOM = "kiosk-1", "lobby"
 API_KEY, API_SECRET = "soak-key", "soak-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 MUTE_LED, CAMERA_LED = 23, 24  # hardware/default.toml
 QUALITY_RED, QUALITY_GREEN = 5, 6  # the RGB quality LED's red and green legs
+IN_ROOM_PATTERNS = (STATUS_PATTERNS[StatusKind.ALONE], STATUS_PATTERNS[StatusKind.WITH_OTHERS])
 MUTE_HOLD, LEAVE_HOLD = 0.5, 1.0
 SAMPLE_PERIOD = 0.5
 STATS_INTERVAL = 1.0  # the runner samples the SDK's outbound counters every second
@@ -151,6 +155,13 @@ class TrackView:
             return "muted"
         before = prev.packets if prev.sid == self.sid else 0
         return "receiving" if self.packets > before else "stalled"
+
+
+def double_has(srv: DevServer | None, identity: str) -> bool:
+    """The double lists `identity` as a participant of the soak's room."""
+    hub = getattr(srv, "_hub", None)
+    room = hub.rooms.get(ROOM) if hub is not None else None
+    return room is not None and identity in room.participants
 
 
 def double_view(srv: DevServer | None, kind: str) -> TrackView:
@@ -375,6 +386,13 @@ class Soak:
             return False
         return float(kiosk.gpio.factory.pin(pin).state) > 0.5
 
+    def status_in_room(self) -> bool:
+        """The status LED's pattern claims the kiosk is in the room (alone or with others)."""
+        kiosk = self.kiosk
+        if kiosk is None or kiosk.gpio is None:
+            return False
+        return kiosk.gpio.leds.shown.get(LedName.STATUS) in IN_ROOM_PATTERNS
+
     def quality_green(self) -> bool:
         """The quality LED claims a working link (excellent or good: green without red)."""
         kiosk = self.kiosk
@@ -410,6 +428,11 @@ class Soak:
                 arriving = ("stalled" if "stalled" in seen.values()
                             and "receiving" not in seen.values() else "receiving")
                 self.judge.judge(now, "quality", self.quality_green(), arriving, self.fault,
+                                 summary, cautious_too=False)
+                # "In the room" while the double does not list the kiosk is a lie; the double
+                # keeping a departed session for its resume window is not the LED's to show.
+                present = "receiving" if double_has(self.srv, IDENTITY) else "absent"
+                self.judge.judge(now, "status", self.status_in_room(), present, self.fault,
                                  summary, cautious_too=False)
             self.sampled.set()
             self.sampled = asyncio.Event()
