@@ -39,16 +39,15 @@ def inherited_listener(fd: int, option: str = "--listen-fd") -> socket.socket:
     except OSError as exc:
         raise ListenerError(f"{option} {fd}: not an open socket ({exc.strerror})") from None
     try:
-        kind = sock.type
         listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
     except OSError as exc:
-        sock.detach()  # not ours to close: the caller named a descriptor it owns
-        raise ListenerError(f"{option} {fd}: not usable ({exc.strerror})") from None
-    if kind != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        sock.detach()
-        raise ListenerError(f"{option} {fd}: not a TCP socket")
-    if not listening:
-        sock.detach()
-        raise ListenerError(f"{option} {fd}: the socket is not listening")
-    return sock
-
+        fault = f"not usable ({exc.strerror})"
+    else:
+        if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            fault = "not a TCP socket"
+        elif not listening:
+            fault = "the socket is not listening"
+        else:
+            return sock
+    sock.detach()  # not ours to close: the caller named a descriptor it owns
+    raise ListenerError(f"{option} {fd}: {fault}")

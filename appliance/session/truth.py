@@ -39,7 +39,7 @@ def link_unproven(state: State) -> bool:
     """Something should be sending and none of it is on air: still proving it gets through
     (after a join, a republish, an unmute), or stalled. The quality LED does not show the
     server's grade then: the grade may describe a link that no longer carries our media."""
-    kinds = [kind for kind in TrackKind if sending(state, kind)]
+    kinds = _sending_kinds(state)
     return bool(kinds) and not any(on_air(state, kind) for kind in kinds)
 
 
@@ -47,8 +47,12 @@ def all_media_stalled(state: State) -> bool:
     """Something should be sending and all of it has stopped progressing for PROGRESS_GRACE:
     nothing we send reaches the server, whatever its last report said (it grades LOST the same
     way, a report interval later)."""
-    kinds = [kind for kind in TrackKind if sending(state, kind)]
+    kinds = _sending_kinds(state)
     return bool(kinds) and all(kind in state.stalled for kind in kinds)
+
+
+def _sending_kinds(state: State) -> list[TrackKind]:
+    return [kind for kind in TrackKind if sending(state, kind)]
 
 
 def violations(state: State, *, mute_led_live: bool, camera_led_on: bool) -> list[str]:

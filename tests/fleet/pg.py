@@ -15,6 +15,7 @@ from pathlib import Path
 
 BIND_ATTEMPTS = 5  # a free port taken before postgres binds it: try another
 
+
 def pg_bin() -> Path | None:
     """The folder with initdb and pg_ctl (Debian keeps them out of PATH), or None."""
     found = shutil.which("initdb")
